@@ -1,0 +1,224 @@
+// Package poll is a small readiness poller: epoll on Linux, kqueue on macOS
+// and the BSDs, behind one API that exposes no OS type.
+//
+// A Poller watches file descriptors for readiness. Each registration carries
+// a caller-chosen token, an opaque uint64 handed back with every event for
+// that descriptor, so a caller can put a slot index and a generation in it
+// and never mistake a reused descriptor number for the old one.
+//
+// # The contract every backend meets
+//
+//   - Readiness is a hint. An event may be spurious (a readable socket whose
+//     read then returns EAGAIN); callers must use non-blocking descriptors and
+//     treat EAGAIN as "not yet". A backend never drops a readiness edge, and
+//     level-triggered registrations keep reporting until the condition clears.
+//   - Level-triggered is the default. EdgeTriggered reports a condition once
+//     per transition; the caller must then read or write until EAGAIN.
+//   - One goroutine at a time may call Wait. Add, Modify, Delete and Wake may
+//     be called from any goroutine, also while Wait blocks; a registration
+//     made during a Wait may or may not be reported by that Wait.
+//   - Delete must come before the descriptor is closed. Closing first leaves
+//     the kernel free to drop the registration on its own (kqueue) or to keep
+//     it alive through a duplicate (epoll), and Delete then fails.
+//   - Events already returned by Wait are the caller's: after Delete, or after
+//     the descriptor is closed and its number reused, they still carry the old
+//     token. That is what tokens are for.
+//   - One descriptor may appear in two events of one batch: kqueue reports the
+//     read and write filters separately. Merge on the token if it matters.
+//   - ReadClosed means the peer will send nothing more; data sent before it
+//     may still be waiting to be read, so read until EOF. HangUp means the
+//     connection is finished both ways; Err means the descriptor has a
+//     pending error (read it with SO_ERROR or the next read or write).
+//   - Wake makes the Wait in progress, or the next one, return. Wakes that
+//     arrive before that Wait returns coalesce into one. A woken Wait may
+//     return zero events.
+//   - Close releases the poller. A Wait blocked in the kernel returns, and
+//     every later call returns ErrClosed. Close does not close the
+//     registered descriptors.
+//   - The token ^uint64(0) is reserved for the poller's own wake-up.
+//
+// Wait allocates nothing once its internal buffer has grown to the length of
+// the events slice it is given.
+package poll
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Interest says which readiness conditions to report for a descriptor.
+type Interest uint8
+
+const (
+	// Readable asks for events when the descriptor can be read (or has
+	// reached end of file or an error).
+	Readable Interest = 1 << iota
+	// Writable asks for events when the descriptor can be written.
+	Writable
+	// EdgeTriggered reports each condition once per transition instead of
+	// for as long as it holds.
+	EdgeTriggered
+)
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("poll: poller closed")
+
+// errReservedToken is returned when a caller registers the wake-up token.
+var errReservedToken = errors.New("poll: token ^uint64(0) is reserved")
+
+// wakeToken marks the poller's own wake-up descriptor or filter.
+const wakeToken = ^uint64(0)
+
+// Event is one readiness notification.
+type Event struct {
+	// Token is the value given to Add or Modify for the descriptor.
+	Token uint64
+	flags flags
+}
+
+type flags uint8
+
+const (
+	flagReadable flags = 1 << iota
+	flagWritable
+	flagReadClosed
+	flagHangUp
+	flagError
+)
+
+// Readable reports whether a read will not block: data, end of file or an
+// error is waiting.
+func (e Event) Readable() bool { return e.flags&flagReadable != 0 }
+
+// Writable reports whether a write will not block.
+func (e Event) Writable() bool { return e.flags&flagWritable != 0 }
+
+// ReadClosed reports that the peer has shut down its writing side. Data it
+// sent earlier may still be readable.
+func (e Event) ReadClosed() bool { return e.flags&flagReadClosed != 0 }
+
+// HangUp reports that the connection is closed in both directions.
+func (e Event) HangUp() bool { return e.flags&flagHangUp != 0 }
+
+// Err reports that the descriptor has a pending error.
+func (e Event) Err() bool { return e.flags&flagError != 0 }
+
+// Poller watches descriptors for readiness. Create one with New.
+type Poller struct {
+	// mu is held shared by every call that uses the kernel descriptors, Wait
+	// included, and exclusively by Close to release them, so no call ever
+	// reaches a descriptor number that Close has freed for reuse.
+	mu     sync.RWMutex
+	closed atomic.Bool
+	b      backend
+}
+
+// New returns a Poller. It returns an error wrapping errors.ErrUnsupported
+// on systems without a backend.
+func New() (*Poller, error) {
+	p := new(Poller)
+	if err := p.b.init(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Add registers fd with the given interest and token.
+func (p *Poller) Add(fd int, token uint64, in Interest) error {
+	if token == wakeToken {
+		return errReservedToken
+	}
+	return p.ctl(fd, token, in, opAdd)
+}
+
+// Modify replaces the interest and token of a registered fd.
+func (p *Poller) Modify(fd int, token uint64, in Interest) error {
+	if token == wakeToken {
+		return errReservedToken
+	}
+	return p.ctl(fd, token, in, opModify)
+}
+
+// Delete removes fd from the poller. Call it before closing fd.
+func (p *Poller) Delete(fd int) error {
+	return p.ctl(fd, 0, 0, opDelete)
+}
+
+func (p *Poller) ctl(fd int, token uint64, in Interest, o op) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return p.b.ctl(fd, token, in, o)
+}
+
+// Wait blocks until at least one event is ready, the timeout passes, or Wake
+// or Close is called, and fills events from the start. It returns the number
+// of events filled, which may be 0. A negative timeout blocks without limit;
+// zero polls; a positive timeout is rounded up to a whole millisecond.
+// Interrupted system calls are retried with the time that remains.
+func (p *Poller) Wait(events []Event, timeout time.Duration) (int, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	n, err := p.b.wait(events, timeout)
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	return n, err
+}
+
+// Wake makes the Wait in progress, or the next one, return. Calls coalesce:
+// many Wakes before Wait returns cost one system call.
+func (p *Poller) Wake() error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return p.b.wake()
+}
+
+// Close releases the poller's descriptors and makes a blocked Wait return.
+// It waits for that Wait, and for calls in progress on other goroutines, to
+// leave the kernel before it closes anything.
+func (p *Poller) Close() error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	// The descriptors stay open until we hold mu, so waking without it is
+	// safe, and it is what lets a blocked Wait give mu up.
+	werr := p.b.wake()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return errors.Join(werr, p.b.close())
+}
+
+type op uint8
+
+const (
+	opAdd op = iota
+	opModify
+	opDelete
+)
+
+// timeoutMillis converts a Wait timeout to the milliseconds epoll_wait wants,
+// rounding up so a short timeout never becomes a busy poll.
+func timeoutMillis(d time.Duration) int {
+	switch {
+	case d < 0:
+		return -1
+	case d == 0:
+		return 0
+	}
+	ms := d / time.Millisecond
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return int(min(ms, 1<<31-1))
+}

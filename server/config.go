@@ -1,0 +1,126 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Framing selects how a client's byte stream is cut into messages.
+type Framing uint8
+
+const (
+	// FramingLine cuts messages at LF, drops one CR before it, and cuts
+	// lines longer than MaxMessage. It is the default.
+	FramingLine Framing = iota
+	// FramingRaw takes every read of up to 256 bytes as one message, like
+	// the original server. Its answers depend on TCP segmentation.
+	FramingRaw
+)
+
+// String returns "line" or "raw".
+func (f Framing) String() string {
+	switch f {
+	case FramingLine:
+		return "line"
+	case FramingRaw:
+		return "raw"
+	}
+	return fmt.Sprintf("Framing(%d)", uint8(f))
+}
+
+// ParseFraming is the inverse of Framing.String.
+func ParseFraming(s string) (Framing, error) {
+	switch s {
+	case "line", "":
+		return FramingLine, nil
+	case "raw":
+		return FramingRaw, nil
+	}
+	return 0, fmt.Errorf("server: unknown framing %q (want line or raw)", s)
+}
+
+// Defaults, used where a Config field is zero.
+const (
+	DefaultAddr             = ":3137"
+	DefaultMaxMessage       = 256
+	DefaultMaxPendingOutput = 64 << 10
+	// MinMaxMessage is the smallest MaxMessage accepted: a piece cut from a
+	// long line must never be mistaken for "close".
+	MinMaxMessage = 16
+)
+
+// Config configures a Server. The zero value serves the acknowledgement
+// protocol on DefaultAddr with every default.
+type Config struct {
+	// Addr is the TCP address to listen on, host:port. An empty host
+	// listens on every interface, IPv4 and IPv6. Port 0 picks a free port;
+	// Server.Addr tells which.
+	Addr string
+	// MaxMessage is the longest unfinished message held, in bytes
+	// (default 256, at least 16).
+	MaxMessage int
+	// Framing is the message framing (default FramingLine).
+	Framing Framing
+	// Loops is the number of event loops (default GOMAXPROCS).
+	Loops int
+	// MaxConns caps concurrent connections; past it new connections are
+	// closed at once. Zero means no limit but the descriptor limit.
+	MaxConns int
+	// MaxPendingOutput caps the answers waiting for a client that does not
+	// read, in bytes (default 64 KiB); over it the server stops reading that
+	// client until it catches up.
+	MaxPendingOutput int
+	// IdleTimeout closes a connection that sent nothing for that long.
+	// Zero means never.
+	IdleTimeout time.Duration
+	// Logger receives connection events at Info and each message at Debug.
+	// Nil discards logs.
+	Logger *slog.Logger
+	// NewProtocol makes the protocol value for each new connection. Nil
+	// serves the acknowledgement protocol with MaxMessage and Framing.
+	NewProtocol func() Protocol
+}
+
+// withDefaults validates c and fills in its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxMessage == 0 {
+		c.MaxMessage = DefaultMaxMessage
+	}
+	if c.MaxMessage < MinMaxMessage {
+		return c, fmt.Errorf("server: MaxMessage %d is below the minimum %d", c.MaxMessage, MinMaxMessage)
+	}
+	if c.Framing != FramingLine && c.Framing != FramingRaw {
+		return c, fmt.Errorf("server: unknown %v", c.Framing)
+	}
+	if c.Loops == 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
+	}
+	if c.Loops < 0 {
+		return c, fmt.Errorf("server: Loops %d is negative", c.Loops)
+	}
+	if c.MaxConns < 0 {
+		return c, fmt.Errorf("server: MaxConns %d is negative", c.MaxConns)
+	}
+	if c.MaxPendingOutput == 0 {
+		c.MaxPendingOutput = DefaultMaxPendingOutput
+	}
+	if c.MaxPendingOutput < len(Answer) {
+		return c, fmt.Errorf("server: MaxPendingOutput %d is below one answer (%d bytes)", c.MaxPendingOutput, len(Answer))
+	}
+	if c.IdleTimeout < 0 {
+		return c, fmt.Errorf("server: IdleTimeout %v is negative", c.IdleTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.NewProtocol == nil {
+		max, framing := c.MaxMessage, c.Framing
+		c.NewProtocol = func() Protocol { return NewFramer(max, framing) }
+	}
+	return c, nil
+}

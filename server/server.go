@@ -1,0 +1,77 @@
+// Package server serves the acknowledgement protocol of PROTOCOL.md: every
+// message a client sends is answered with "I recieved your message\n", and
+// the message "close" ends the connection.
+//
+// The protocol is a pure state machine (Framer); an engine moves bytes
+// between sockets and it. The native engine runs event loops on package
+// poll; build with -tags evio to run on github.com/tidwall/evio instead, or
+// -tags stdnet for a goroutine per connection on package net (the default
+// where poll has no backend).
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("server: closed")
+
+// engine is what each build of the server runs on. newEngine, chosen by
+// build tag, binds the listeners so that addr is known before serve.
+type engine interface {
+	addr() net.Addr
+	// serve runs until shutdown finishes or ctx is done; when ctx is done
+	// it closes every connection at once.
+	serve(ctx context.Context) error
+	// shutdown stops accepting, answers what was received, flushes and
+	// closes; past ctx's deadline it closes what remains.
+	shutdown(ctx context.Context) error
+}
+
+// Server is a server of one Config. Create it with New.
+type Server struct {
+	cfg   Config
+	eng   engine
+	once  sync.Once
+	stats *Stats
+}
+
+// New validates cfg and binds its address, so that Addr is known at once.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st := new(Stats)
+	eng, err := newEngine(&cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, eng: eng, stats: st}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.eng.addr() }
+
+// Engine names the engine this build runs on: "poll", "evio" or "stdnet".
+func (s *Server) Engine() string { return engineName }
+
+// Stats returns the server's live counters.
+func (s *Server) Stats() *Stats { return s.stats }
+
+// Serve serves until Shutdown completes, then returns ErrServerClosed. If ctx
+// is done first, it closes every connection at once and returns ctx's error.
+func (s *Server) Serve(ctx context.Context) error {
+	return s.eng.serve(ctx)
+}
+
+// Shutdown stops accepting connections, answers every complete message
+// already received, flushes the answers and closes the connections. If ctx
+// is done first it closes what remains and returns ctx's error. Serve
+// returns once Shutdown has begun and the connections are gone.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.eng.shutdown(ctx)
+}
