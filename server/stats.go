@@ -23,3 +23,18 @@ type Stats struct {
 	// AcceptErrors counts failed accepts, EMFILE and ENFILE included.
 	AcceptErrors atomic.Int64
 }
+
+// Snapshot returns the counters by name, for expvar and logs.
+func (s *Stats) Snapshot() map[string]int64 {
+	return map[string]int64{
+		"accepted":      s.Accepted.Load(),
+		"rejected":      s.Rejected.Load(),
+		"open":          s.Open.Load(),
+		"bytes_in":      s.BytesIn.Load(),
+		"bytes_out":     s.BytesOut.Load(),
+		"backpressure":  s.Backpressure.Load(),
+		"idle_closed":   s.IdleClosed.Load(),
+		"resets":        s.Resets.Load(),
+		"accept_errors": s.AcceptErrors.Load(),
+	}
+}

@@ -1,0 +1,141 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/tcpoll/poll"
+)
+
+// conn is a connection's whole state while it is idle: 48 bytes in the
+// table plus its Protocol value. The read buffer belongs to the loop, and
+// an output buffer exists only while answers wait for the socket.
+type conn struct {
+	// gen is the slot's generation, the upper half of the poll token, so an
+	// event for a closed connection never reaches its successor. Atomic:
+	// a descriptor number closed by one loop can be accepted by another.
+	gen      atomic.Uint32
+	state    uint8
+	interest poll.Interest
+	// since is the tick of the last input (active list) or of the FIN
+	// (linger list).
+	since      uint32
+	prev, next int32 // list links, descriptor numbers; -1 ends
+	proto      Protocol
+	out        *outBuf
+}
+
+func (c *conn) pending() int {
+	if c.out == nil {
+		return 0
+	}
+	return len(c.out.b) - c.out.off
+}
+
+// reset clears the connection's state but keeps its generation.
+func (c *conn) reset() {
+	c.state, c.interest, c.since = 0, 0, 0
+	c.prev, c.next = -1, -1
+	c.proto, c.out = nil, nil
+}
+
+const (
+	chunkBits = 10
+	chunkSize = 1 << chunkBits
+	dirSize   = 1 << 14 // 16M descriptors
+)
+
+// connTable maps descriptor numbers to connections. Descriptors are small
+// dense integers, so a two-level array beats a map: no hashing, no
+// per-entry allocation, and chunks are allocated only as numbers get used.
+// Loops share it; each touches only the slots of its own connections.
+type connTable struct {
+	dir [dirSize]atomic.Pointer[[chunkSize]conn]
+}
+
+// get returns the slot of a descriptor known to be in the table.
+func (t *connTable) get(fd int) *conn {
+	return &t.dir[fd>>chunkBits].Load()[fd&(chunkSize-1)]
+}
+
+// slot returns the slot for fd, allocating its chunk if needed.
+func (t *connTable) slot(fd int) (*conn, error) {
+	if fd < 0 || fd >= dirSize*chunkSize {
+		return nil, fmt.Errorf("server: descriptor %d out of range", fd)
+	}
+	d := &t.dir[fd>>chunkBits]
+	ch := d.Load()
+	if ch == nil {
+		ch = new([chunkSize]conn)
+		for i := range ch {
+			ch[i].prev, ch[i].next = -1, -1
+		}
+		if !d.CompareAndSwap(nil, ch) {
+			ch = d.Load()
+		}
+	}
+	return &ch[fd&(chunkSize-1)], nil
+}
+
+// list is a doubly linked list of connections threaded through the table.
+type list struct{ head, tail int32 }
+
+func newList() list { return list{-1, -1} }
+
+func (l *list) pushBack(e *pollEngine, fd int) {
+	c := e.table.get(fd)
+	c.prev, c.next = l.tail, -1
+	if l.tail >= 0 {
+		e.table.get(int(l.tail)).next = int32(fd)
+	} else {
+		l.head = int32(fd)
+	}
+	l.tail = int32(fd)
+}
+
+func (l *list) remove(e *pollEngine, fd int) {
+	c := e.table.get(fd)
+	if c.prev >= 0 {
+		e.table.get(int(c.prev)).next = c.next
+	} else if l.head == int32(fd) {
+		l.head = c.next
+	}
+	if c.next >= 0 {
+		e.table.get(int(c.next)).prev = c.prev
+	} else if l.tail == int32(fd) {
+		l.tail = c.prev
+	}
+	c.prev, c.next = -1, -1
+}
+
+// outBuf holds answers the socket has not taken yet.
+type outBuf struct {
+	b   []byte
+	off int
+}
+
+func (o *outBuf) bytes() []byte { return o.b[o.off:] }
+
+// consume drops n written bytes and reports whether none are left.
+func (o *outBuf) consume(n int) bool {
+	o.off += n
+	return o.off == len(o.b)
+}
+
+// append queues p. The buffer never grows past limit beyond what it must
+// hold, so one slow client costs at most about MaxPendingOutput.
+func (o *outBuf) append(p []byte, limit int) {
+	if o.off > 0 && len(o.b)+len(p) > cap(o.b) {
+		// Reuse the written prefix before growing.
+		o.b = o.b[:copy(o.b, o.b[o.off:])]
+		o.off = 0
+	}
+	if need := len(o.b) + len(p); need > cap(o.b) {
+		nb := make([]byte, len(o.b), min(max(2*cap(o.b), need, 4<<10), max(limit, need)))
+		copy(nb, o.b)
+		o.b = nb
+	}
+	o.b = append(o.b, p...)
+}

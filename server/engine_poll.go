@@ -1,0 +1,745 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpoll/poll"
+	"golang.org/x/sys/unix"
+)
+
+const engineName = "poll"
+
+const (
+	readBufSize = 64 << 10
+	// acceptBatch bounds the accepts per listener event, so a connection
+	// storm cannot starve the loop's clients.
+	acceptBatch = 64
+	// lingerTime bounds how long a closed connection's late input is
+	// drained, after the FIN, before the descriptor is closed.
+	lingerTime = 2 * time.Second
+	// listenerToken marks a listener's events: connection tokens carry a
+	// generation below 1<<31 in their upper half.
+	listenerToken = 1 << 63
+	maxBackoff    = time.Second
+)
+
+// Connection states. A connection lives in exactly one of its loop's two
+// lists: active (ordered by last input when IdleTimeout is set) or linger.
+const (
+	stOpen     = 1 << iota
+	stPaused   // reading paused: unread answers reached MaxPendingOutput
+	stNoRead   // never read again: "close", EOF, or end of shutdown drain
+	stClosing  // close once the pending answers are written
+	stEOF      // the client half-closed: close outright, nothing to drain
+	stLinger   // FIN sent; discarding input until EOF or lingerTime
+	stDraining // shutdown: answer what is readable, then close
+)
+
+type pollEngine struct {
+	cfg   *Config
+	st    *Stats
+	la    *net.TCPAddr
+	loops []*loop
+	table connTable
+	epoch time.Time
+	lnRef atomic.Int32 // loops still using the shared listener
+
+	rejected  *rateLog
+	acceptErr *rateLog
+	connErr   *rateLog
+
+	mu      sync.Mutex
+	serving bool
+	stopped bool
+	done    chan struct{}
+	err     error // why serve ended
+}
+
+func newEngine(cfg *Config, st *Stats) (engine, error) {
+	spec, err := parseListen(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	e := &pollEngine{
+		cfg:       cfg,
+		st:        st,
+		epoch:     time.Now(),
+		done:      make(chan struct{}),
+		rejected:  newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
+		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
+		connErr:   newRateLog(cfg.Logger, slog.LevelInfo, "connection error"),
+	}
+	var lfd int
+	for i := range cfg.Loops {
+		if i == 0 || reusePort {
+			if lfd, err = listen(spec, reusePort); err != nil {
+				e.closeAll()
+				return nil, err
+			}
+			if i == 0 {
+				if e.la, err = boundAddr(lfd); err != nil {
+					unix.Close(lfd)
+					return nil, err
+				}
+				// Later listeners join the port the first one got.
+				spec.port = e.la.Port
+			}
+		}
+		l, err := newLoop(e, lfd, i == 0 || reusePort)
+		if err != nil {
+			if i == 0 || reusePort {
+				unix.Close(lfd)
+			}
+			e.closeAll()
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	e.lnRef.Store(int32(len(e.loops)))
+	return e, nil
+}
+
+// closeAll releases the listeners and pollers of an engine that never
+// served.
+func (e *pollEngine) closeAll() {
+	for _, l := range e.loops {
+		if l.ownsLn {
+			unix.Close(l.lfd)
+		}
+		l.p.Close()
+	}
+}
+
+func (e *pollEngine) addr() net.Addr { return e.la }
+
+func (e *pollEngine) serve(ctx context.Context) error {
+	e.mu.Lock()
+	if e.serving || e.stopped {
+		e.mu.Unlock()
+		return errors.New("server: Serve called twice or after Shutdown")
+	}
+	e.serving = true
+	e.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, l := range e.loops {
+		wg.Go(l.run)
+	}
+	go func() {
+		wg.Wait()
+		close(e.done)
+	}()
+	select {
+	case <-e.done:
+		return ErrServerClosed
+	case <-ctx.Done():
+	}
+	e.mu.Lock()
+	stopped := e.stopped
+	e.stopped = true
+	e.mu.Unlock()
+	e.force()
+	<-e.done
+	if stopped {
+		return ErrServerClosed
+	}
+	return ctx.Err()
+}
+
+func (e *pollEngine) shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	serving, stopped := e.serving, e.stopped
+	e.stopped = true
+	e.mu.Unlock()
+	if !serving {
+		if !stopped {
+			e.closeAll()
+			close(e.done)
+		}
+		return nil
+	}
+	for _, l := range e.loops {
+		l.stop.Store(true)
+		l.p.Wake()
+	}
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+	}
+	e.force()
+	<-e.done
+	return ctx.Err()
+}
+
+// force makes every loop close its connections at once and exit.
+func (e *pollEngine) force() {
+	for _, l := range e.loops {
+		l.force.Store(true)
+		l.stop.Store(true)
+		l.p.Wake()
+	}
+}
+
+// ticks is a coarse monotonic clock in milliseconds, cheap to store per
+// connection; comparisons use differences, so wrap-around (49 days) is
+// harmless.
+func (e *pollEngine) ticks() uint32 {
+	return uint32(time.Since(e.epoch) / time.Millisecond)
+}
+
+// loop is one event loop: a poller, its listener, and the connections it
+// accepted. Only the loop's goroutine touches its fields but stop and force.
+type loop struct {
+	e      *pollEngine
+	p      *poll.Poller
+	lfd    int
+	ownsLn bool
+	events []poll.Event
+	buf    []byte // the loop's one read buffer
+	out    []byte // scratch for answers before they are written
+
+	active, linger list
+	n              int // connections open in this loop
+	free           []*outBuf
+
+	acceptOff   bool   // listener unwatched after EMFILE and the like
+	acceptRetry uint32 // ticks at which to watch it again
+	backoff     time.Duration
+
+	logConns  bool
+	stopping  bool
+	stop      atomic.Bool
+	force     atomic.Bool
+	idleTicks uint32
+}
+
+func newLoop(e *pollEngine, lfd int, ownsLn bool) (*loop, error) {
+	p, err := poll.New()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Add(lfd, listenerToken, poll.Readable); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return &loop{
+		e:         e,
+		p:         p,
+		lfd:       lfd,
+		ownsLn:    ownsLn,
+		events:    make([]poll.Event, 256),
+		buf:       make([]byte, readBufSize),
+		out:       make([]byte, 0, readBufSize),
+		active:    newList(),
+		linger:    newList(),
+		logConns:  e.cfg.Logger.Enabled(context.Background(), slog.LevelInfo),
+		idleTicks: uint32(min(e.cfg.IdleTimeout.Milliseconds(), 1<<31)),
+	}, nil
+}
+
+func (l *loop) run() {
+	defer l.p.Close()
+	for {
+		if l.stop.Load() {
+			if l.force.Load() {
+				l.closeEverything()
+				return
+			}
+			if !l.stopping {
+				l.beginStop()
+			}
+			if l.n == 0 {
+				return
+			}
+		}
+		n, err := l.p.Wait(l.events, l.timeout())
+		if err != nil {
+			// Wait fails only on a closed poller or a broken epoll/kqueue
+			// descriptor: nothing this loop can serve with any more.
+			l.e.cfg.Logger.Error("event loop stopped", "err", err)
+			l.closeEverything()
+			return
+		}
+		for _, ev := range l.events[:n] {
+			if ev.Token == listenerToken {
+				l.accept()
+				continue
+			}
+			fd := int(uint32(ev.Token))
+			c := l.e.table.get(fd)
+			if c.gen.Load() != uint32(ev.Token>>32) {
+				continue // the connection closed earlier in this batch
+			}
+			if ev.Writable() && c.out != nil {
+				if !l.flush(c, fd) {
+					continue
+				}
+			}
+			if ev.Readable() {
+				l.readable(c, fd)
+			}
+		}
+		l.expire()
+	}
+}
+
+// timeout is how long Wait may block: until the first idle or linger
+// deadline or accept retry, or for ever when there is none. Nothing wakes
+// an idle loop.
+func (l *loop) timeout() time.Duration {
+	var next uint32
+	have := false
+	consider := func(at uint32) {
+		if !have || int32(at-next) < 0 {
+			next, have = at, true
+		}
+	}
+	if l.idleTicks > 0 && l.active.head >= 0 {
+		consider(l.e.table.get(int(l.active.head)).since + l.idleTicks)
+	}
+	if l.linger.head >= 0 {
+		consider(l.e.table.get(int(l.linger.head)).since + uint32(lingerTime/time.Millisecond))
+	}
+	if l.acceptOff {
+		consider(l.acceptRetry)
+	}
+	if !have {
+		return -1
+	}
+	d := int32(next - l.e.ticks())
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(d) * time.Millisecond
+}
+
+// expire closes idle and lingering connections whose time is up, and
+// watches the listener again after an accept back-off.
+func (l *loop) expire() {
+	if l.idleTicks == 0 && l.linger.head < 0 && !l.acceptOff {
+		return
+	}
+	now := l.e.ticks()
+	for l.idleTicks > 0 && l.active.head >= 0 {
+		fd := int(l.active.head)
+		c := l.e.table.get(fd)
+		if int32(now-c.since) < int32(l.idleTicks) {
+			break
+		}
+		l.e.st.IdleClosed.Add(1)
+		l.closeConn(c, fd, "idle")
+	}
+	lt := uint32(lingerTime / time.Millisecond)
+	for l.linger.head >= 0 {
+		fd := int(l.linger.head)
+		c := l.e.table.get(fd)
+		if int32(now-c.since) < int32(lt) {
+			break
+		}
+		l.closeConn(c, fd, "")
+	}
+	if l.acceptOff && int32(now-l.acceptRetry) >= 0 {
+		l.watchListener()
+	}
+}
+
+func (l *loop) accept() {
+	cfg, st := l.e.cfg, l.e.st
+	for range acceptBatch {
+		fd, err := accept(l.lfd)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN, unix.ECONNABORTED:
+				// ECONNABORTED: the client gave up while queued.
+				if err == unix.EAGAIN {
+					l.backoff = 0
+					return
+				}
+				continue
+			}
+			// Out of descriptors or memory. The listener stays readable, so
+			// keep polling it and the loop would spin: unwatch it until a
+			// connection of ours closes or the back-off passes.
+			st.AcceptErrors.Add(1)
+			l.e.acceptErr.Log("err", err)
+			l.unwatchListener()
+			return
+		}
+		if cfg.MaxConns > 0 && st.Open.Load() >= int64(cfg.MaxConns) {
+			unix.Close(fd)
+			st.Rejected.Add(1)
+			l.e.rejected.Log("reason", "MaxConns", "max_conns", cfg.MaxConns)
+			continue
+		}
+		if err := l.open(fd); err != nil {
+			unix.Close(fd)
+			st.AcceptErrors.Add(1)
+			l.e.acceptErr.Log("err", err)
+		}
+	}
+}
+
+func (l *loop) unwatchListener() {
+	if l.acceptOff {
+		return
+	}
+	l.backoff = min(max(2*l.backoff, 10*time.Millisecond), maxBackoff)
+	l.p.Modify(l.lfd, listenerToken, 0)
+	l.acceptOff = true
+	l.acceptRetry = l.e.ticks() + uint32(l.backoff/time.Millisecond)
+}
+
+func (l *loop) watchListener() {
+	if !l.acceptOff || l.stopping {
+		return
+	}
+	l.acceptOff = false
+	l.p.Modify(l.lfd, listenerToken, poll.Readable)
+}
+
+func (l *loop) open(fd int) error {
+	// Answers go out as soon as they are made; Nagle would hold a pipelined
+	// client's second answer until the first is acknowledged.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c, err := l.e.table.slot(fd)
+	if err != nil {
+		return err
+	}
+	g := nextGen(c.gen.Load())
+	c.state = stOpen
+	c.interest = poll.Readable
+	c.proto = l.e.cfg.NewProtocol()
+	c.since = l.e.ticks()
+	// Storing gen publishes the fields above to whichever loop next finds
+	// this slot through a reused descriptor number.
+	c.gen.Store(g)
+	if err := l.p.Add(fd, uint64(g)<<32|uint64(fd), poll.Readable); err != nil {
+		c.proto = nil
+		c.state = 0
+		c.gen.Store(nextGen(g))
+		return err
+	}
+	l.active.pushBack(l.e, fd)
+	l.n++
+	l.e.st.Accepted.Add(1)
+	l.e.st.Open.Add(1)
+	if l.logConns {
+		l.e.cfg.Logger.Info("connection opened", "remote", peerName(fd), "fd", fd)
+	}
+	return nil
+}
+
+func peerName(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return "?"
+	}
+	if a := sockaddrTCP(sa); a != nil {
+		return a.String()
+	}
+	return "?"
+}
+
+// readable handles a read event: input for the protocol, or late input to
+// discard while lingering.
+func (l *loop) readable(c *conn, fd int) {
+	if c.state&stLinger != 0 {
+		l.discard(c, fd)
+		return
+	}
+	if c.state&(stPaused|stNoRead) != 0 {
+		return
+	}
+	for {
+		// Read no more than the answers to it can add while keeping this
+		// client's unwritten answers within MaxPendingOutput.
+		room := l.e.cfg.MaxPendingOutput - c.pending()
+		n := min(max(room/MaxExpansion, 1), len(l.buf))
+		n, err := unix.Read(fd, l.buf[:n])
+		switch {
+		case err == unix.EAGAIN:
+			if c.state&stDraining != 0 {
+				l.finish(c, fd, false)
+			}
+			return
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			l.fail(c, fd, err)
+			return
+		case n == 0:
+			c.state |= stEOF
+			l.finish(c, fd, true)
+			return
+		}
+		l.e.st.BytesIn.Add(int64(n))
+		if l.idleTicks > 0 {
+			l.touch(c, fd)
+		}
+		out, done := c.proto.Feed(l.out[:0], l.buf[:n])
+		if !l.write(c, fd, out) {
+			return
+		}
+		if done {
+			l.finish(c, fd, false)
+			return
+		}
+		// Outside shutdown one read per event is enough: the poller is
+		// level-triggered and reports what is left next time.
+		if c.state&stDraining == 0 || c.state&stPaused != 0 {
+			return
+		}
+	}
+}
+
+// finish stops reading and closes the connection once its answers are
+// written. At EOF the protocol answers any unfinished message first.
+func (l *loop) finish(c *conn, fd int, eof bool) {
+	c.state |= stNoRead | stClosing
+	if eof && c.proto != nil {
+		if !l.write(c, fd, c.proto.End(l.out[:0])) {
+			return
+		}
+	}
+	if c.out == nil {
+		l.closeGracefully(c, fd)
+		return
+	}
+	l.setInterest(c, fd)
+}
+
+// closeGracefully ends a connection whose answers are all written. After
+// the client's EOF the socket is simply closed: FIN, nothing unread. Else
+// input may still arrive, and closing a socket with unread input sends a
+// reset, which can destroy answers the client has not read yet; so send the
+// FIN alone and drain until the client closes too, for at most lingerTime.
+func (l *loop) closeGracefully(c *conn, fd int) {
+	if c.state&stEOF != 0 {
+		l.closeConn(c, fd, "")
+		return
+	}
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+		l.closeConn(c, fd, "")
+		return
+	}
+	c.state |= stLinger
+	c.proto = nil
+	l.active.remove(l.e, fd)
+	c.since = l.e.ticks()
+	l.linger.pushBack(l.e, fd)
+	l.setInterest(c, fd)
+}
+
+func (l *loop) discard(c *conn, fd int) {
+	for {
+		n, err := unix.Read(fd, l.buf)
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+			continue
+		case err != nil || n == 0:
+			l.closeConn(c, fd, "")
+			return
+		}
+	}
+}
+
+// write sends out, or queues what the socket does not take. It reports
+// false if the connection had to be closed.
+func (l *loop) write(c *conn, fd int, out []byte) bool {
+	if len(out) == 0 {
+		return true
+	}
+	if c.out == nil {
+		n, err := send(fd, out)
+		if err != nil && err != unix.EAGAIN {
+			l.fail(c, fd, err)
+			return false
+		}
+		l.e.st.BytesOut.Add(int64(n))
+		if n == len(out) {
+			return true
+		}
+		out = out[n:]
+		c.out = l.getBuf()
+	}
+	c.out.append(out, l.e.cfg.MaxPendingOutput+MaxExpansion)
+	if c.state&stPaused == 0 && c.pending() > l.e.cfg.MaxPendingOutput-MaxExpansion {
+		c.state |= stPaused
+		l.e.st.Backpressure.Add(1)
+	}
+	l.setInterest(c, fd)
+	return true
+}
+
+// flush writes pending answers on a write event. It reports false if the
+// connection had to be closed.
+func (l *loop) flush(c *conn, fd int) bool {
+	n, err := send(fd, c.out.bytes())
+	if err != nil && err != unix.EAGAIN {
+		l.fail(c, fd, err)
+		return false
+	}
+	l.e.st.BytesOut.Add(int64(n))
+	if c.out.consume(n) {
+		l.putBuf(c.out)
+		c.out = nil
+	}
+	if c.state&stPaused != 0 && c.pending() <= l.e.cfg.MaxPendingOutput/2 {
+		c.state &^= stPaused
+		if c.state&stDraining != 0 {
+			l.readable(c, fd)
+			if c.state&stOpen == 0 {
+				return false
+			}
+		}
+	}
+	if c.out == nil && c.state&stClosing != 0 && c.state&stLinger == 0 {
+		l.closeGracefully(c, fd)
+		return c.state&stOpen != 0
+	}
+	l.setInterest(c, fd)
+	return true
+}
+
+// setInterest makes the poller registration match the state.
+func (l *loop) setInterest(c *conn, fd int) {
+	var in poll.Interest
+	if c.state&(stPaused|stNoRead) == 0 || c.state&stLinger != 0 {
+		in |= poll.Readable
+	}
+	if c.out != nil {
+		in |= poll.Writable
+	}
+	if in == c.interest {
+		return
+	}
+	if err := l.p.Modify(fd, uint64(c.gen.Load())<<32|uint64(fd), in); err != nil {
+		l.fail(c, fd, err)
+		return
+	}
+	c.interest = in
+}
+
+// touch records input for the idle timeout, keeping the active list in
+// order of last input.
+func (l *loop) touch(c *conn, fd int) {
+	now := l.e.ticks()
+	if c.since == now {
+		return
+	}
+	c.since = now
+	l.active.remove(l.e, fd)
+	l.active.pushBack(l.e, fd)
+}
+
+func (l *loop) fail(c *conn, fd int, err error) {
+	l.e.st.Resets.Add(1)
+	if l.logConns {
+		l.e.connErr.Log("fd", fd, "err", err)
+	}
+	l.closeConn(c, fd, "")
+}
+
+// closeConn releases everything the connection holds.
+func (l *loop) closeConn(c *conn, fd int, why string) {
+	if c.state&stLinger != 0 {
+		l.linger.remove(l.e, fd)
+	} else {
+		l.active.remove(l.e, fd)
+	}
+	l.p.Delete(fd)
+	if c.out != nil {
+		l.putBuf(c.out)
+	}
+	c.reset()
+	// A new generation before close(2): once the number is free, another
+	// loop may accept it, and its load of gen orders it after this reset.
+	c.gen.Store(nextGen(c.gen.Load()))
+	unix.Close(fd)
+	l.n--
+	l.e.st.Open.Add(-1)
+	if l.logConns {
+		if why != "" {
+			l.e.cfg.Logger.Info("connection closed", "fd", fd, "reason", why)
+		} else {
+			l.e.cfg.Logger.Info("connection closed", "fd", fd)
+		}
+	}
+	// A descriptor is free again: accepting may work now.
+	l.watchListener()
+}
+
+// beginStop starts a graceful shutdown of this loop: no more accepts, and
+// each connection answers what is already readable, then closes.
+func (l *loop) beginStop() {
+	l.stopping = true
+	l.p.Delete(l.lfd)
+	if l.ownsLn && reusePort || l.e.lnRef.Add(-1) == 0 {
+		unix.Close(l.lfd)
+	}
+	for fd := l.active.head; fd >= 0; {
+		c := l.e.table.get(int(fd))
+		next := c.next
+		if c.state&stNoRead == 0 {
+			c.state |= stDraining
+			l.readable(c, int(fd))
+		}
+		fd = next
+	}
+}
+
+func (l *loop) closeEverything() {
+	for l.active.head >= 0 {
+		fd := int(l.active.head)
+		l.closeConn(l.e.table.get(fd), fd, "shutdown")
+	}
+	for l.linger.head >= 0 {
+		fd := int(l.linger.head)
+		l.closeConn(l.e.table.get(fd), fd, "shutdown")
+	}
+	if !l.stopping {
+		l.stopping = true
+		l.p.Delete(l.lfd)
+		if l.ownsLn && reusePort || l.e.lnRef.Add(-1) == 0 {
+			unix.Close(l.lfd)
+		}
+	}
+}
+
+func (l *loop) getBuf() *outBuf {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return new(outBuf)
+}
+
+// putBuf keeps a few small buffers for reuse; big ones go back to the
+// garbage collector so one slow client's peak does not stay resident.
+func (l *loop) putBuf(b *outBuf) {
+	if cap(b.b) > 16<<10 || len(l.free) >= 64 {
+		return
+	}
+	b.b, b.off = b.b[:0], 0
+	l.free = append(l.free, b)
+}
+
+func nextGen(g uint32) uint32 {
+	g++
+	if g >= 1<<31 || g == 0 {
+		g = 1
+	}
+	return g
+}

@@ -1,0 +1,152 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenSpec is a resolved listen address.
+type listenSpec struct {
+	ip   netip.Addr // invalid for "every interface"
+	port int
+}
+
+func parseListen(addr string) (listenSpec, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return listenSpec{}, fmt.Errorf("server: address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		// Service names are rare for a server's own port; numbers only.
+		return listenSpec{}, fmt.Errorf("server: address %q: bad port %q", addr, portStr)
+	}
+	spec := listenSpec{port: port}
+	switch host {
+	case "", "::":
+		return spec, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ips, lerr := net.LookupIP(host)
+		if lerr != nil || len(ips) == 0 {
+			return listenSpec{}, fmt.Errorf("server: address %q: %v", addr, lerr)
+		}
+		ip, _ = netip.AddrFromSlice(ips[0])
+	}
+	spec.ip = ip.Unmap()
+	return spec, nil
+}
+
+// listen opens a non-blocking listening socket. With no IP it listens on
+// every interface: an IPv6 socket that also takes IPv4 (IPV6_V6ONLY off),
+// or plain IPv4 where the host has no IPv6.
+func listen(spec listenSpec, reuse bool) (int, error) {
+	family := unix.AF_INET
+	var sa unix.Sockaddr
+	switch {
+	case !spec.ip.IsValid():
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: spec.port}
+	case spec.ip.Is4():
+		sa = &unix.SockaddrInet4{Port: spec.port, Addr: spec.ip.As4()}
+	default:
+		family = unix.AF_INET6
+		sa6 := &unix.SockaddrInet6{Port: spec.port, Addr: spec.ip.As16()}
+		if z := spec.ip.Zone(); z != "" {
+			if ifi, err := net.InterfaceByName(z); err == nil {
+				sa6.ZoneId = uint32(ifi.Index)
+			}
+		}
+		sa = sa6
+	}
+	fd, err := socket(family)
+	if err != nil && !spec.ip.IsValid() && errors.Is(err, unix.EAFNOSUPPORT) {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: spec.port}
+		fd, err = socket(family)
+	}
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	fail := func(call string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, os.NewSyscallError(call, err)
+	}
+	// SO_REUSEADDR lets a restarted server bind while old connections sit
+	// in TIME_WAIT.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail("setsockopt", err)
+	}
+	if reuse {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail("setsockopt", err)
+		}
+	}
+	if family == unix.AF_INET6 {
+		v6only := 0
+		if spec.ip.IsValid() {
+			v6only = 1
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+			return fail("setsockopt", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	// The kernel caps the backlog at its own limit (somaxconn on Linux).
+	if err := unix.Listen(fd, 4096); err != nil {
+		return fail("listen", err)
+	}
+	return fd, nil
+}
+
+func socket(family int) (int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// boundAddr is the address fd listens on, port 0 resolved.
+func boundAddr(fd int) (*net.TCPAddr, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	return sockaddrTCP(sa), nil
+}
+
+func sockaddrTCP(sa unix.Sockaddr) *net.TCPAddr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		a := &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				a.Zone = ifi.Name
+			}
+		}
+		return a
+	}
+	return nil
+}

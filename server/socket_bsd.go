@@ -1,0 +1,56 @@
+//go:build !evio && !stdnet && (darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// reusePort: the BSDs' SO_REUSEPORT does not balance connections across
+// sockets (FreeBSD needs SO_REUSEPORT_LB, macOS has none), so the loops
+// share one listener instead: each polls it and accepts until EAGAIN.
+const reusePort = false
+
+// accept takes one connection. x/sys has no accept4 for darwin, netbsd and
+// openbsd, so the flags are set after the fact, under ForkLock so that a
+// concurrent fork+exec cannot inherit the descriptor.
+func accept(lfd int) (int, error) {
+	for {
+		syscall.ForkLock.RLock()
+		fd, _, err := unix.Accept(lfd)
+		if err == nil {
+			unix.CloseOnExec(fd)
+		}
+		syscall.ForkLock.RUnlock()
+		switch err {
+		case nil:
+		case unix.EINTR:
+			continue
+		default:
+			return -1, err
+		}
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
+}
+
+// send is write(2). No SIGPIPE can kill the process: the Go runtime ignores
+// SIGPIPE for writes to descriptors other than 1 and 2 and returns EPIPE
+// (os/signal, "SIGPIPE"), which the loop treats as a closed connection.
+func send(fd int, p []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
+	}
+}

@@ -1,0 +1,45 @@
+//go:build !evio && !stdnet
+
+package server
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// reusePort: every loop gets its own SO_REUSEPORT listener, and the kernel
+// spreads new connections across them (socket(7)), so loops never contend
+// for one accept queue.
+const reusePort = true
+
+// accept takes one connection, non-blocking and close-on-exec in the same
+// call. The raw accept4 passes no address buffer: x/sys's Accept4 would
+// allocate a Sockaddr for every connection, which the loop does not need.
+func accept(lfd int) (int, error) {
+	for {
+		fd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+			return int(fd), nil
+		case unix.EINTR:
+			continue
+		}
+		return -1, errno
+	}
+}
+
+// send writes p with MSG_NOSIGNAL, so a client that reset the connection
+// yields EPIPE here instead of a SIGPIPE (send(2)).
+func send(fd int, p []byte) (int, error) {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
+		switch errno {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, errno
+	}
+}
