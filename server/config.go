@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -119,8 +120,18 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.NewProtocol == nil {
-		max, framing := c.MaxMessage, c.Framing
+		max, framing, log := c.MaxMessage, c.Framing, c.Logger
 		c.NewProtocol = func() Protocol { return NewFramer(max, framing) }
+		if log.Enabled(context.Background(), slog.LevelDebug) {
+			// Only debug logging pays for a copy of each pending message.
+			c.NewProtocol = func() Protocol {
+				return NewTracingFramer(max, framing, func(msg []byte, cut bool) {
+					// slog quotes a string with control characters or
+					// invalid UTF-8, so client bytes never reach a terminal raw.
+					log.Debug("message", "bytes", string(msg), "len", len(msg), "cut", cut)
+				})
+			}
+		}
 	}
 	return c, nil
 }
