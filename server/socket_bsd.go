@@ -39,6 +39,19 @@ func accept(lfd int) (int, error) {
 	}
 }
 
+func recv(fd int, p []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
+	}
+}
+
 // send is write(2). No SIGPIPE can kill the process: the Go runtime ignores
 // SIGPIPE for writes to descriptors other than 1 and 2 and returns EPIPE
 // (os/signal, "SIGPIPE"), which the loop treats as a closed connection.
