@@ -160,10 +160,12 @@ func (b *backend) wake() error {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	_, err := unix.Write(b.wakefd, one[:])
-	if err == unix.EAGAIN {
-		// The counter is saturated, so a Wait will wake anyway.
+	if err == nil || err == unix.EAGAIN {
+		// EAGAIN: the counter is saturated, so a Wait will wake anyway.
 		return nil
 	}
+	// Nothing was written, so let the next Wake try again.
+	b.woken.Store(false)
 	return os.NewSyscallError("write", err)
 }
 

@@ -1,0 +1,294 @@
+//go:build darwin || dragonfly || freebsd || netbsd || openbsd
+
+package poll
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The translation in poll_kqueue_flags.go keeps its own copies of these bits
+// so that it builds and is tested everywhere; an index out of range stops
+// the build here if a copy is wrong.
+var (
+	_ = [1]struct{}{}[kevEOF-unix.EV_EOF]
+	_ = [1]struct{}{}[kevError-unix.EV_ERROR]
+)
+
+// maxWaitMillis caps one kevent sleep at 1e6 seconds, as Go's runtime does:
+// "Darwin returns EINVAL if the sleep time is too long"
+// (runtime/netpoll_kqueue.go). OpenBSD cuts sleeps at 24 hours by itself
+// (its kqueue(2), BUGS). Wait sleeps again for what is left.
+const maxWaitMillis = 1e6 * 1000
+
+// noToken marks a free slot in the token table. It is the wake-up token,
+// which Add and Modify refuse, so no registration carries it.
+const noToken = wakeToken
+
+// backend is kqueue(2) with a wake-up from poll_kqueue_user.go (EVFILT_USER)
+// or poll_kqueue_pipe.go (a pipe).
+//
+// Each descriptor gets an EVFILT_READ and an EVFILT_WRITE knote, enabled or
+// disabled by the interest. Tokens are not stored in the knotes' udata: its
+// type differs between systems, and a token in a *byte field would be a
+// bad pointer to the garbage collector. They live in a table indexed by
+// descriptor instead.
+type backend struct {
+	kq    int
+	waker waker
+	// woken is set by the Wake that triggers the waker and cleared by the
+	// Wait that drains it, so Wakes in between cost no system call.
+	woken atomic.Bool
+
+	// mu guards slots, indexed by descriptor. ctl takes it around its
+	// table update, Wait once per batch.
+	mu    sync.Mutex
+	slots []fdSlot
+
+	raw []unix.Kevent_t
+	ts  unix.Timespec // Wait's timeout, kept here so Wait does not allocate it
+}
+
+// fdSlot is a descriptor's registration: its token, noToken if none, and
+// the interest it was given.
+type fdSlot struct {
+	token uint64
+	in    Interest
+}
+
+func (b *backend) init() error {
+	// The read lock keeps a fork from another goroutine (syscall.ForkExec
+	// takes ForkLock for writing) out of the window between kqueue and
+	// FD_CLOEXEC, as net/sys_cloexec.go does for sockets on systems
+	// without SOCK_CLOEXEC. kqueue(2) says a child does not inherit the
+	// queue anyway; like the runtime's netpollinit, we set the flag
+	// regardless.
+	syscall.ForkLock.RLock()
+	kq, err := unix.Kqueue()
+	if err == nil {
+		unix.CloseOnExec(kq)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return os.NewSyscallError("kqueue", err)
+	}
+	if err := b.waker.init(kq); err != nil {
+		unix.Close(kq)
+		return err
+	}
+	b.kq = kq
+	return nil
+}
+
+// applyChanges submits changes with no event list, so the first change that
+// fails stops the call and comes back as its errno rather than as an
+// EV_ERROR event (kqueue(2), RETURN VALUES).
+func applyChanges(kq int, changes []unix.Kevent_t) error {
+	for {
+		_, err := unix.Kevent(kq, changes, nil, nil)
+		if err == unix.EINTR {
+			// Changes are applied before EINTR (NetBSD kqueue(2)); the
+			// runtime retries anyway, and so do we.
+			continue
+		}
+		return os.NewSyscallError("kevent", err)
+	}
+}
+
+// knoteFlags is the change flags for one filter. EV_ADD on an existing knote
+// modifies it (kqueue(2)), so Add and Modify use the same flags.
+func knoteFlags(on, edge bool) int {
+	f := unix.EV_ADD | unix.EV_DISABLE
+	if on {
+		f = unix.EV_ADD | unix.EV_ENABLE
+	}
+	if edge {
+		f |= unix.EV_CLEAR
+	}
+	return f
+}
+
+func (b *backend) ctl(fd int, token uint64, in Interest, o op) error {
+	if fd < 0 {
+		return os.NewSyscallError("kevent", unix.EBADF)
+	}
+	var changes [4]unix.Kevent_t
+	if o == opDelete {
+		unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
+		unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+		err := applyChanges(b.kq, changes[:2])
+		b.swap(fd, fdSlot{token: noToken})
+		return err
+	}
+	// The token goes in before the knotes, so that no event of the new
+	// registration finds an empty slot and is dropped.
+	old := b.swap(fd, fdSlot{token: token, in: in})
+	if o == opModify && old.token == noToken {
+		// ENOENT, as from EPOLL_CTL_MOD; EV_ADD would quietly register.
+		b.swap(fd, old)
+		return os.NewSyscallError("kevent", unix.ENOENT)
+	}
+	n := 0
+	if o == opModify && (old.in^in)&EdgeTriggered != 0 {
+		// EV_ADD on an existing knote updates its fflags, data and udata
+		// but keeps its EV_CLEAR ("The user may change some filter values
+		// after the initial EV_ADD", kqueue_register in FreeBSD's
+		// kern_event.c; XNU's is alike), so a change of trigger replaces
+		// the knotes, in the same call.
+		unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
+		unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+		n = 2
+	}
+	edge := in&EdgeTriggered != 0
+	unix.SetKevent(&changes[n], fd, unix.EVFILT_READ, knoteFlags(in&Readable != 0, edge))
+	unix.SetKevent(&changes[n+1], fd, unix.EVFILT_WRITE, knoteFlags(in&Writable != 0, edge))
+	err := applyChanges(b.kq, changes[:n+2])
+	if err != nil {
+		b.swap(fd, old)
+		if o == opAdd && old.token == noToken {
+			// The read knote may be in while the write one failed (a
+			// regular file has no EVFILT_WRITE on FreeBSD). Left alone it
+			// would report events no token maps, and Wait would spin.
+			unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
+			unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+			applyChanges(b.kq, changes[:2])
+		}
+	}
+	return err
+}
+
+// swap stores s for fd and returns what was there.
+func (b *backend) swap(fd int, s fdSlot) fdSlot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.slots) <= fd {
+		if s.token == noToken {
+			return s
+		}
+		b.slots = append(b.slots, fdSlot{token: noToken})
+	}
+	old := b.slots[fd]
+	b.slots[fd] = s
+	return old
+}
+
+func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	if cap(b.raw) < len(events) {
+		b.raw = make([]unix.Kevent_t, len(events))
+	}
+	raw := b.raw[:len(events)]
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		n, err := unix.Kevent(b.kq, nil, raw, b.timespec(timeout))
+		if err == unix.ETIMEDOUT {
+			// Seen from macOS kevent; the runtime ignores it too
+			// (runtime/netpoll_kqueue.go, go.dev/issue/59679).
+			n, err = 0, nil
+		}
+		if err == unix.EINTR {
+			if timeout > 0 {
+				timeout = max(time.Until(deadline), 0)
+			}
+			continue
+		}
+		if err != nil {
+			return 0, os.NewSyscallError("kevent", err)
+		}
+		if n == 0 && timeout > 0 {
+			// A capped sleep ended before the deadline: sleep the rest.
+			if timeout = time.Until(deadline); timeout > 0 {
+				continue
+			}
+		}
+		return b.translate(events, raw[:n]), nil
+	}
+}
+
+// timespec returns the kevent timeout for a Wait timeout: nil to block,
+// else b.ts, rounded up to a millisecond and capped at maxWaitMillis.
+func (b *backend) timespec(timeout time.Duration) *unix.Timespec {
+	ms := timeoutMillis(timeout)
+	if ms < 0 {
+		return nil
+	}
+	b.ts = unix.NsecToTimespec(int64(min(ms, maxWaitMillis)) * int64(time.Millisecond))
+	return &b.ts
+}
+
+// translate fills events from raw and returns how many it filled. The wake
+// event is drained and left out, and so are events of descriptors deleted
+// since the kernel queued them.
+func (b *backend) translate(events []Event, raw []unix.Kevent_t) int {
+	woke := false
+	j := 0
+	b.mu.Lock()
+	for i := range raw {
+		ev := &raw[i]
+		if b.waker.is(ev) {
+			woke = true
+			continue
+		}
+		f := kqueueFlags(filterOf(ev), uint32(ev.Flags), ev.Fflags)
+		// Ident is uint32 or uint64 by system; uint64 holds either.
+		if f == 0 || uint64(ev.Ident) >= uint64(len(b.slots)) {
+			continue
+		}
+		token := b.slots[ev.Ident].token
+		if token == noToken {
+			continue
+		}
+		events[j] = Event{Token: token, flags: f}
+		j++
+	}
+	b.mu.Unlock()
+	if woke {
+		b.waker.drain()
+		// Cleared after the drain: a Wake that finds it still set has
+		// been absorbed by this return.
+		b.woken.Store(false)
+	}
+	return j
+}
+
+// filterOf maps the system's filter number to a kevFilter. The field is
+// int16, or uint32 on NetBSD; compared with the system's own untyped
+// constants it needs no widening, as each fits the field's type.
+func filterOf(ev *unix.Kevent_t) kevFilter {
+	switch ev.Filter {
+	case unix.EVFILT_READ:
+		return kevRead
+	case unix.EVFILT_WRITE:
+		return kevWrite
+	}
+	return kevOther
+}
+
+func (b *backend) wake() error {
+	if !b.woken.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := b.waker.trigger(b.kq)
+	if err != nil {
+		// Nothing is pending for a Wait to drain, so let the next Wake
+		// try again.
+		b.woken.Store(false)
+	}
+	return err
+}
+
+func (b *backend) close() error {
+	werr := b.waker.close()
+	return errors.Join(werr, os.NewSyscallError("close", unix.Close(b.kq)))
+}
