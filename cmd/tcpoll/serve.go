@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -32,6 +34,7 @@ func serveCmd(args []string) error {
 	quiet := fs.Bool("q", false, "log warnings and errors only")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for answers to flush")
 	debugAddr := fs.String("debug-addr", "", "serve expvar counters on this `address` (e.g. 127.0.0.1:6060)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this `file` until the server stops")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,6 +66,17 @@ func serveCmd(args []string) error {
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	if *debugAddr != "" {
 		if err := serveDebug(*debugAddr, srv, log); err != nil {
@@ -98,6 +112,9 @@ func serveDebug(addr string, srv *server.Server, log *slog.Logger) error {
 		return err
 	}
 	expvar.Publish("tcpoll", expvar.Func(func() any { return srv.Stats().Snapshot() }))
+	// The engine's goroutines are fixed (one per loop); a count that grows
+	// with traffic is a leak.
+	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 	log.Info("debug server", "addr", ln.Addr().String(), "path", "/debug/vars")
 	go http.Serve(ln, nil)
 	return nil
