@@ -1,0 +1,230 @@
+// Command idleconns measures what idle connections cost a server: it opens
+// -n connections to it, spread over the source addresses 127.0.0.1 to
+// 127.0.0.<-sources> so that no source runs out of ephemeral ports, sends
+// one message on each and reads its answer, then holds them all open. It
+// reads the server's VmRSS (from /proc/PID/status) before and after, and
+// counts the CPU ticks the server burns while they sit idle (from
+// /proc/PID/stat; a server that sleeps in epoll_wait burns none).
+//
+// It prints one JSON line (or text without -json) and exits non-zero if a
+// connection could not be opened or answered.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const answer = "I recieved your message\n"
+
+// Result is what idleconns reports.
+type Result struct {
+	Conns         int     `json:"conns"`
+	Opened        int     `json:"opened"`
+	Errors        int     `json:"errors"`
+	FirstError    string  `json:"first_error,omitempty"`
+	RSSBeforeKB   int64   `json:"rss_before_kb"`
+	RSSAfterKB    int64   `json:"rss_after_kb"`
+	RSSPerConnB   float64 `json:"rss_per_conn_b"`
+	IdleTicks     int64   `json:"idle_ticks"`
+	IdleSeconds   float64 `json:"idle_s"`
+	OpenSeconds   float64 `json:"open_s"`
+	ServerThreads int     `json:"server_threads"`
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:3137", "server `address`")
+	n := flag.Int("n", 10000, "connections to open")
+	sources := flag.Int("sources", 16, "source addresses 127.0.0.1 to 127.0.0.N")
+	pid := flag.Int("pid", 0, "server `pid` (required): its /proc entries are read")
+	hold := flag.Duration("hold", 10*time.Second, "how long to hold the connections idle while counting server CPU ticks")
+	settle := flag.Duration("settle", time.Second, "pause after opening, before reading VmRSS")
+	workers := flag.Int("workers", 64, "connections opened at once")
+	timeout := flag.Duration("timeout", 10*time.Second, "longest wait for a connect or an answer")
+	asJSON := flag.Bool("json", false, "print one JSON line")
+	flag.Parse()
+	if *pid <= 0 || *n <= 0 || *sources < 1 || *sources > 254 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	res, err := run(*addr, *n, *sources, *pid, *hold, *settle, *workers, *timeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idleconns:", err)
+		os.Exit(1)
+	}
+	if *asJSON {
+		b, _ := json.Marshal(res)
+		fmt.Printf("%s\n", b)
+	} else {
+		fmt.Printf("%d of %d connections open (%d errors) in %.1fs\n", res.Opened, res.Conns, res.Errors, res.OpenSeconds)
+		fmt.Printf("server VmRSS %d kB -> %d kB: %.0f B per connection\n", res.RSSBeforeKB, res.RSSAfterKB, res.RSSPerConnB)
+		fmt.Printf("server CPU while idle: %d ticks in %.1fs (%d threads)\n", res.IdleTicks, res.IdleSeconds, res.ServerThreads)
+	}
+	if res.Errors > 0 {
+		fmt.Fprintf(os.Stderr, "idleconns: %d connections failed, first: %s\n", res.Errors, res.FirstError)
+		os.Exit(1)
+	}
+}
+
+func run(addr string, n, sources, pid int, hold, settle time.Duration, workers int, timeout time.Duration) (*Result, error) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
+		lim.Cur = lim.Max
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+		if int(lim.Cur) < n+64 {
+			return nil, fmt.Errorf("descriptor limit %d is too low for %d connections", lim.Cur, n)
+		}
+	}
+	res := &Result{Conns: n}
+	var err error
+	if res.RSSBeforeKB, err = vmRSS(pid); err != nil {
+		return nil, err
+	}
+
+	conns := make([]net.Conn, n)
+	var next, failed atomic.Int64
+	var firstErr sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				c, err := open(addr, i%sources, timeout)
+				if err != nil {
+					failed.Add(1)
+					firstErr.Do(func() { res.FirstError = err.Error() })
+					continue
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	res.OpenSeconds = time.Since(start).Seconds()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	res.Errors = int(failed.Load())
+	res.Opened = n - res.Errors
+
+	time.Sleep(settle)
+	if res.RSSAfterKB, err = vmRSS(pid); err != nil {
+		return nil, err
+	}
+	if res.Opened > 0 {
+		res.RSSPerConnB = float64(res.RSSAfterKB-res.RSSBeforeKB) * 1024 / float64(res.Opened)
+	}
+	t0, err := cpuTicks(pid)
+	if err != nil {
+		return nil, err
+	}
+	h0 := time.Now()
+	time.Sleep(hold)
+	t1, err := cpuTicks(pid)
+	if err != nil {
+		return nil, err
+	}
+	res.IdleSeconds = time.Since(h0).Seconds()
+	res.IdleTicks = t1 - t0
+	res.ServerThreads, _ = threads(pid)
+	return res, nil
+}
+
+// open connects from 127.0.0.<src+1>, sends one message and reads its
+// answer.
+func open(addr string, src int, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(src+1))}}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	buf := make([]byte, len(answer))
+	if _, err = io.WriteString(c, "hello\n"); err == nil {
+		_, err = io.ReadFull(c, buf)
+	}
+	if err == nil && !bytes.Equal(buf, []byte(answer)) {
+		err = fmt.Errorf("answer %q, want %q", buf, answer)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// vmRSS reads the resident set size of pid, in kB.
+func vmRSS(pid int) (int64, error) {
+	return statusField(pid, "VmRSS:")
+}
+
+func threads(pid int) (int, error) {
+	n, err := statusField(pid, "Threads:")
+	return int(n), err
+}
+
+func statusField(pid int, name string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, name)
+}
+
+// cpuTicks reads utime+stime of pid, in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces and parentheses: fields start
+	// after the last ')'. utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/PID/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return u + s, nil
+}

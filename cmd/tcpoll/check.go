@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/tcpoll/poll/internal/check"
+)
+
+func checkCmd(args []string) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	var cfg check.Config
+	fs.IntVar(&cfg.MaxMessage, "max-message", 256, "the server's MaxMessage, in `bytes`")
+	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "time allowed for each case")
+	fs.DurationVar(&cfg.Quiet, "quiet", 100*time.Millisecond, "how long the server must stay silent where it owes nothing")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: tcpoll check [flags] ADDR\n\nPlays the examples of the protocol and its boundary cases against the\nserver at ADDR, one connection each, prints one line per case and\nfails if any case does.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	cfg.Addr = fs.Arg(0)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return check.Run(ctx, os.Stdout, cfg)
+}
