@@ -82,6 +82,10 @@ type Config struct {
 	// NewProtocol makes the protocol value for each new connection. Nil
 	// serves the acknowledgement protocol with MaxMessage and Framing.
 	NewProtocol func() Protocol
+
+	// builtin is set by withDefaults when NewProtocol makes plain Framers,
+	// so an engine may embed the Framer in its connection state instead.
+	builtin bool
 }
 
 // withDefaults validates c and fills in its zero fields.
@@ -122,8 +126,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.NewProtocol == nil {
 		max, framing, log := c.MaxMessage, c.Framing, c.Logger
 		c.NewProtocol = func() Protocol { return NewFramer(max, framing) }
+		c.builtin = true
 		if log.Enabled(context.Background(), slog.LevelDebug) {
 			// Only debug logging pays for a copy of each pending message.
+			c.builtin = false
 			c.NewProtocol = func() Protocol {
 				return NewTracingFramer(max, framing, func(msg []byte, cut bool) {
 					// slog quotes a string with control characters or

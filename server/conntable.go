@@ -9,9 +9,10 @@ import (
 	"github.com/tcpoll/poll"
 )
 
-// conn is a connection's whole state while it is idle: 48 bytes in the
-// table plus its Protocol value. The read buffer belongs to the loop, and
-// an output buffer exists only while answers wait for the socket.
+// conn is a connection's whole state while it is idle: 40 bytes in the
+// table, the acknowledgement protocol's Framer included. The read buffer
+// belongs to the loop, and an output buffer exists only while answers wait
+// for the socket.
 type conn struct {
 	// gen is the slot's generation, the upper half of the poll token, so an
 	// event for a closed connection never reaches its successor. Atomic:
@@ -23,8 +24,10 @@ type conn struct {
 	// (linger list).
 	since      uint32
 	prev, next int32 // list links, descriptor numbers; -1 ends
-	proto      Protocol
-	out        *outBuf
+	// fr is the protocol state when the server runs the built-in protocol;
+	// other protocols' values live in the loop's protos map.
+	fr  Framer
+	out *outBuf
 }
 
 func (c *conn) pending() int {
@@ -38,7 +41,7 @@ func (c *conn) pending() int {
 func (c *conn) reset() {
 	c.state, c.interest, c.since = 0, 0, 0
 	c.prev, c.next = -1, -1
-	c.proto, c.out = nil, nil
+	c.fr, c.out = Framer{}, nil
 }
 
 const (

@@ -122,9 +122,13 @@ func (e *pollEngine) addr() net.Addr { return e.la }
 
 func (e *pollEngine) serve(ctx context.Context) error {
 	e.mu.Lock()
-	if e.serving || e.stopped {
+	if e.stopped {
 		e.mu.Unlock()
-		return errors.New("server: Serve called twice or after Shutdown")
+		return ErrServerClosed
+	}
+	if e.serving {
+		e.mu.Unlock()
+		return errors.New("server: Serve called twice")
 	}
 	e.serving = true
 	e.mu.Unlock()
@@ -209,7 +213,10 @@ type loop struct {
 
 	active, linger list
 	n              int // connections open in this loop
-	free           []*outBuf
+	// protos holds each connection's Protocol when the server runs one
+	// other than the built-in Framer, which lives in the conn itself.
+	protos map[int32]Protocol
+	free   []*outBuf
 
 	acceptOff   bool   // listener unwatched after EMFILE and the like
 	acceptRetry uint32 // ticks at which to watch it again
@@ -218,6 +225,12 @@ type loop struct {
 	// bytesIn and bytesOut gather a batch's traffic, so the shared Stats
 	// see one atomic add per Wait rather than two per message.
 	bytesIn, bytesOut int64
+
+	// drain holds, from the start of a graceful shutdown, the bytes each
+	// draining connection has left to read: what its socket held when the
+	// shutdown began. Later input is not answered, so a client that never
+	// stops sending cannot hold the shutdown open.
+	drain map[int]int
 
 	logConns  bool
 	stopping  bool
@@ -235,8 +248,13 @@ func newLoop(e *pollEngine, lfd int, ownsLn bool) (*loop, error) {
 		p.Close()
 		return nil, err
 	}
+	var protos map[int32]Protocol
+	if !e.cfg.builtin {
+		protos = make(map[int32]Protocol)
+	}
 	return &loop{
 		e:         e,
+		protos:    protos,
 		p:         p,
 		lfd:       lfd,
 		ownsLn:    ownsLn,
@@ -391,16 +409,33 @@ func (l *loop) accept() {
 			l.unwatchListener()
 			return
 		}
-		if cfg.MaxConns > 0 && st.Open.Load() >= int64(cfg.MaxConns) {
+		if !l.e.reserve() {
 			unix.Close(fd)
 			st.Rejected.Add(1)
 			l.e.rejected.Log("reason", "MaxConns", "max_conns", cfg.MaxConns)
 			continue
 		}
 		if err := l.open(fd); err != nil {
+			st.Open.Add(-1)
 			unix.Close(fd)
 			st.AcceptErrors.Add(1)
 			l.e.acceptErr.Log("err", err)
+		}
+	}
+}
+
+// reserve counts a connection in Open unless MaxConns are open already.
+// Loops accept concurrently: a check of Open followed by an increment
+// would let two of them take the last slot.
+func (e *pollEngine) reserve() bool {
+	max := int64(e.cfg.MaxConns)
+	for {
+		n := e.st.Open.Load()
+		if max > 0 && n >= max {
+			return false
+		}
+		if e.st.Open.CompareAndSwap(n, n+1) {
+			return true
 		}
 	}
 }
@@ -434,13 +469,17 @@ func (l *loop) open(fd int) error {
 	g := nextGen(c.gen.Load())
 	c.state = stOpen
 	c.interest = poll.Readable
-	c.proto = l.e.cfg.NewProtocol()
+	if l.protos != nil {
+		l.protos[int32(fd)] = l.e.cfg.NewProtocol()
+	} else {
+		c.fr = newFramer(l.e.cfg.MaxMessage, l.e.cfg.Framing)
+	}
 	c.since = l.e.ticks()
 	// Storing gen publishes the fields above to whichever loop next finds
 	// this slot through a reused descriptor number.
 	c.gen.Store(g)
 	if err := l.p.Add(fd, uint64(g)<<32|uint64(fd), poll.Readable); err != nil {
-		c.proto = nil
+		delete(l.protos, int32(fd))
 		c.state = 0
 		c.gen.Store(nextGen(g))
 		return err
@@ -448,7 +487,6 @@ func (l *loop) open(fd int) error {
 	l.active.pushBack(l.e, fd)
 	l.n++
 	l.e.st.Accepted.Add(1)
-	l.e.st.Open.Add(1)
 	if l.logConns {
 		l.e.cfg.Logger.Info("connection opened", "remote", peerName(fd), "fd", fd)
 	}
@@ -481,6 +519,13 @@ func (l *loop) readable(c *conn, fd int) {
 		// client's unwritten answers within MaxPendingOutput.
 		room := l.e.cfg.MaxPendingOutput - c.pending()
 		n := min(max(room/MaxExpansion, 1), len(l.buf))
+		if c.state&stDraining != 0 {
+			if l.drain[fd] == 0 {
+				l.endDrain(c, fd)
+				return
+			}
+			n = min(n, l.drain[fd])
+		}
 		n, err := recv(fd, l.buf[:n])
 		switch {
 		case err == unix.EAGAIN:
@@ -497,10 +542,19 @@ func (l *loop) readable(c *conn, fd int) {
 			return
 		}
 		l.bytesIn += int64(n)
+		if c.state&stDraining != 0 {
+			l.drain[fd] -= n
+		}
 		if l.idleTicks > 0 {
 			l.touch(c, fd)
 		}
-		out, done := c.proto.Feed(l.out[:0], l.buf[:n])
+		var out []byte
+		var done bool
+		if l.protos == nil {
+			out, done = c.fr.Feed(l.out[:0], l.buf[:n])
+		} else {
+			out, done = l.protos[int32(fd)].Feed(l.out[:0], l.buf[:n])
+		}
 		if cap(out) > cap(l.out) {
 			l.out = out[:0] // keep the grown scratch for the next read
 		}
@@ -519,12 +573,27 @@ func (l *loop) readable(c *conn, fd int) {
 	}
 }
 
+// endDrain ends a shutdown drain once the input received before the
+// shutdown is read. Only EOF is still honoured, so that an unfinished
+// message followed by the client's FIN is answered; the one byte read to
+// see it would have been discarded anyway.
+func (l *loop) endDrain(c *conn, fd int) {
+	n, err := recv(fd, l.buf[:1])
+	l.finish(c, fd, n == 0 && err == nil)
+}
+
 // finish stops reading and closes the connection once its answers are
 // written. At EOF the protocol answers any unfinished message first.
 func (l *loop) finish(c *conn, fd int, eof bool) {
 	c.state |= stNoRead | stClosing
-	if eof && c.proto != nil {
-		if !l.write(c, fd, c.proto.End(l.out[:0])) {
+	if eof {
+		var out []byte
+		if l.protos == nil {
+			out = c.fr.End(l.out[:0])
+		} else {
+			out = l.protos[int32(fd)].End(l.out[:0])
+		}
+		if !l.write(c, fd, out) {
 			return
 		}
 	}
@@ -550,7 +619,7 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 		return
 	}
 	c.state |= stLinger
-	c.proto = nil
+	delete(l.protos, int32(fd))
 	l.active.remove(l.e, fd)
 	c.since = l.e.ticks()
 	l.linger.pushBack(l.e, fd)
@@ -678,6 +747,10 @@ func (l *loop) closeConn(c *conn, fd int, why string) {
 	if c.out != nil {
 		l.putBuf(c.out)
 	}
+	delete(l.protos, int32(fd))
+	if l.drain != nil {
+		delete(l.drain, fd)
+	}
 	c.reset()
 	// A new generation before close(2): once the number is free, another
 	// loop may accept it, and its load of gen orders it after this reset.
@@ -704,11 +777,13 @@ func (l *loop) beginStop() {
 	if l.ownsLn && reusePort || l.e.lnRef.Add(-1) == 0 {
 		unix.Close(l.lfd)
 	}
+	l.drain = make(map[int]int, l.n)
 	for fd := l.active.head; fd >= 0; {
 		c := l.e.table.get(int(fd))
 		next := c.next
 		if c.state&stNoRead == 0 {
 			c.state |= stDraining
+			l.drain[int(fd)] = unread(int(fd))
 			l.readable(c, int(fd))
 		}
 		fd = next

@@ -50,10 +50,17 @@ func NewFramer(maxMessage int, framing Framing) *Framer {
 	if maxMessage < MinMaxMessage {
 		panic(fmt.Sprintf("server: NewFramer: maxMessage %d is below the minimum %d", maxMessage, MinMaxMessage))
 	}
+	f := newFramer(maxMessage, framing)
+	return &f
+}
+
+// newFramer is NewFramer as a value, for engines that keep the Framer
+// inside their own per-connection state instead of allocating it.
+func newFramer(maxMessage int, framing Framing) Framer {
 	if maxMessage > math.MaxInt32 {
 		maxMessage = math.MaxInt32
 	}
-	return &Framer{max: uint32(maxMessage), raw: framing == FramingRaw}
+	return Framer{max: uint32(maxMessage), raw: framing == FramingRaw}
 }
 
 // Feed consumes in, appends an answer for every message it completes to

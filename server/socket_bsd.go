@@ -3,6 +3,7 @@
 package server
 
 import (
+	"math"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -66,4 +67,18 @@ func send(fd int, p []byte) (int, error) {
 		}
 		return n, err
 	}
+}
+
+// fionread is FIONREAD, _IOR('f', 127, int), the same on every BSD and
+// macOS; x/sys does not export it for them.
+const fionread = 0x4004667f
+
+// unread is how many bytes wait in fd's receive queue, or a huge number if
+// the kernel will not say.
+func unread(fd int) int {
+	n, err := unix.IoctlGetInt(fd, fionread)
+	if err != nil {
+		return math.MaxInt
+	}
+	return n
 }

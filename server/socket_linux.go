@@ -3,6 +3,7 @@
 package server
 
 import (
+	"math"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -59,4 +60,14 @@ func send(fd int, p []byte) (int, error) {
 		}
 		return 0, errno
 	}
+}
+
+// unread is how many bytes wait in fd's receive queue (SIOCINQ, which is
+// FIONREAD), or a huge number if the kernel will not say.
+func unread(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	if err != nil {
+		return math.MaxInt
+	}
+	return n
 }

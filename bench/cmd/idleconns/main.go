@@ -54,6 +54,7 @@ func main() {
 	hold := flag.Duration("hold", 10*time.Second, "how long to hold the connections idle while counting server CPU ticks")
 	settle := flag.Duration("settle", time.Second, "pause after opening, before reading VmRSS")
 	workers := flag.Int("workers", 64, "connections opened at once")
+	warm := flag.Int("warm", 100, "connections opened and served before the baseline, so one-time costs (code paths run for the first time, buffers touched for the first time) are not charged to the measured ones")
 	timeout := flag.Duration("timeout", 10*time.Second, "longest wait for a connect or an answer")
 	asJSON := flag.Bool("json", false, "print one JSON line")
 	flag.Parse()
@@ -61,7 +62,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	res, err := run(*addr, *n, *sources, *pid, *hold, *settle, *workers, *timeout)
+	res, err := run(*addr, *n, *warm, *sources, *pid, *hold, *settle, *workers, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "idleconns:", err)
 		os.Exit(1)
@@ -80,16 +81,24 @@ func main() {
 	}
 }
 
-func run(addr string, n, sources, pid int, hold, settle time.Duration, workers int, timeout time.Duration) (*Result, error) {
+func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, workers int, timeout time.Duration) (*Result, error) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
 		lim.Cur = lim.Max
 		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
-		if int(lim.Cur) < n+64 {
+		if int(lim.Cur) < n+warm+64 {
 			return nil, fmt.Errorf("descriptor limit %d is too low for %d connections", lim.Cur, n)
 		}
 	}
 	res := &Result{Conns: n}
+	for i := range warm {
+		c, err := open(addr, i%sources, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("warm-up connection: %w", err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(settle)
 	var err error
 	if res.RSSBeforeKB, err = vmRSS(pid); err != nil {
 		return nil, err
