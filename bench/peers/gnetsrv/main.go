@@ -82,10 +82,11 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3137", "listen `address`")
 	maxMessage := flag.Int("max-message", server.DefaultMaxMessage, "longest unfinished message, in `bytes`")
+	multicore := flag.Bool("multicore", true, "one event loop per CPU (false: a single loop)")
 	flag.Parse()
 	h := &handler{maxMessage: *maxMessage}
 	err := gnet.Run(h, "tcp://"+*addr,
-		gnet.WithMulticore(true),
+		gnet.WithMulticore(*multicore),
 		gnet.WithLogLevel(logging.ErrorLevel))
 	if err != nil {
 		log.Fatal(err)
