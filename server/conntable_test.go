@@ -107,3 +107,22 @@ func TestOutBufBounded(t *testing.T) {
 		t.Error("consume of everything did not report empty")
 	}
 }
+
+func TestAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		out     string
+		closing bool
+		want    int64
+	}{
+		{"", false, 0},
+		{Answer, false, 1},
+		{Answer + Answer + Answer, false, 3},
+		{Closing, true, 1},
+		{Answer + Closing, true, 2},
+		{Answer + Answer, true, 2}, // End answering a pending message
+	} {
+		if got := answered([]byte(tc.out), tc.closing); got != tc.want {
+			t.Errorf("answered(%q, %v) = %d, want %d", tc.out, tc.closing, got, tc.want)
+		}
+	}
+}

@@ -224,7 +224,7 @@ type loop struct {
 
 	// bytesIn and bytesOut gather a batch's traffic, so the shared Stats
 	// see one atomic add per Wait rather than two per message.
-	bytesIn, bytesOut int64
+	bytesIn, bytesOut, msgs int64
 
 	// drain holds, from the start of a graceful shutdown, the bytes each
 	// draining connection has left to read: what its socket held when the
@@ -324,6 +324,10 @@ func (l *loop) flushStats() {
 	if l.bytesOut != 0 {
 		l.e.st.BytesOut.Add(l.bytesOut)
 		l.bytesOut = 0
+	}
+	if l.msgs != 0 {
+		l.e.st.Messages.Add(l.msgs)
+		l.msgs = 0
 	}
 }
 
@@ -552,6 +556,7 @@ func (l *loop) readable(c *conn, fd int) {
 		var done bool
 		if l.protos == nil {
 			out, done = c.fr.Feed(l.out[:0], l.buf[:n])
+			l.msgs += answered(out, done)
 		} else {
 			out, done = l.protos[int32(fd)].Feed(l.out[:0], l.buf[:n])
 		}
@@ -590,6 +595,7 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 		var out []byte
 		if l.protos == nil {
 			out = c.fr.End(l.out[:0])
+			l.msgs += answered(out, true)
 		} else {
 			out = l.protos[int32(fd)].End(l.out[:0])
 		}

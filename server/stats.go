@@ -2,6 +2,16 @@ package server
 
 import "sync/atomic"
 
+// answered counts the messages a built-in Framer answered in out: a run of
+// Answers, and Closing at the end when the connection is to close.
+func answered(out []byte, closing bool) int64 {
+	n := int64(len(out) / len(Answer))
+	if closing && len(out)%len(Answer) == len(Closing) {
+		n++
+	}
+	return n
+}
+
 // Stats are a server's counters, safe to read at any time.
 type Stats struct {
 	// Accepted counts connections accepted and served.
@@ -11,6 +21,10 @@ type Stats struct {
 	Rejected atomic.Int64
 	// Open is the number of connections open now.
 	Open atomic.Int64
+	// Messages counts messages answered, "close" included. Engines count
+	// them for the built-in protocol only: another Protocol's answers are
+	// opaque to them.
+	Messages atomic.Int64
 	// BytesIn and BytesOut count bytes read from and written to clients.
 	BytesIn, BytesOut atomic.Int64
 	// Backpressure counts the times reading from a client was paused
@@ -30,6 +44,7 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"accepted":      s.Accepted.Load(),
 		"rejected":      s.Rejected.Load(),
 		"open":          s.Open.Load(),
+		"messages":      s.Messages.Load(),
 		"bytes_in":      s.BytesIn.Load(),
 		"bytes_out":     s.BytesOut.Load(),
 		"backpressure":  s.Backpressure.Load(),

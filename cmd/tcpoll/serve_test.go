@@ -574,7 +574,7 @@ const (
 func TestDebugVars(t *testing.T) {
 	p := startServer(t, 0)
 	v := p.vars(t)
-	for _, k := range []string{"accepted", "rejected", "open", "bytes_in", "bytes_out",
+	for _, k := range []string{"accepted", "rejected", "open", "messages", "bytes_in", "bytes_out",
 		"backpressure", "idle_closed", "resets", "accept_errors"} {
 		if _, ok := v.Tcpoll[k]; !ok {
 			t.Errorf("tcpoll.%s missing from /debug/vars", k)
@@ -588,9 +588,9 @@ func TestDebugVars(t *testing.T) {
 	if _, err := roundTrip(c, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	p.waitVars(t, 5*time.Second, "accepted 1, open 1, bytes_in 6, bytes_out 24", func(v debugVars) bool {
+	p.waitVars(t, 5*time.Second, "accepted 1, open 1, messages 1, bytes_in 6, bytes_out 24", func(v debugVars) bool {
 		s := v.Tcpoll
-		return s["accepted"] == 1 && s["open"] == 1 && s["bytes_in"] == 6 && s["bytes_out"] == 24
+		return s["accepted"] == 1 && s["open"] == 1 && s["messages"] == 1 && s["bytes_in"] == 6 && s["bytes_out"] == 24
 	})
 	io.WriteString(c, "close\n")
 	var b [len(server.Closing)]byte
@@ -601,9 +601,9 @@ func TestDebugVars(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	p.waitVars(t, 5*time.Second, "open 0, bytes_in 12, bytes_out 31", func(v debugVars) bool {
+	p.waitVars(t, 5*time.Second, "open 0, messages 2, bytes_in 12, bytes_out 31", func(v debugVars) bool {
 		s := v.Tcpoll
-		return s["open"] == 0 && s["accepted"] == 1 && s["bytes_in"] == 12 && s["bytes_out"] == 31 &&
+		return s["open"] == 0 && s["accepted"] == 1 && s["messages"] == 2 && s["bytes_in"] == 12 && s["bytes_out"] == 31 &&
 			s["resets"] == 0 && s["rejected"] == 0
 	})
 }
