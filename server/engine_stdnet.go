@@ -1,0 +1,452 @@
+//go:build !evio && (stdnet || !(linux || darwin || dragonfly || freebsd || netbsd || openbsd))
+
+// Exactly one engine compiles for every GOOS and tag set:
+//
+//	engine_evio.go    evio
+//	engine_stdnet.go  !evio && (stdnet || !(linux || darwin || dragonfly || freebsd || netbsd || openbsd))
+//	engine_poll.go    !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+//
+// evio takes precedence: -tags evio,stdnet builds the evio engine. stdnet
+// is the default where package poll has no backend (Windows, Plan 9, ...).
+
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const engineName = "stdnet"
+
+// Timing of the goroutine-per-connection engine.
+const (
+	// stdLinger bounds how long a connection that sent "close" is drained
+	// after its write side is shut, waiting for the client's EOF. Closing a
+	// socket with unread input sends a reset (RFC 1122, 4.2.2.13), and a
+	// reset can destroy answers the client has not read yet.
+	stdLinger = 2 * time.Second
+	// stdShutdownLinger is that bound during a graceful shutdown.
+	stdShutdownLinger = 500 * time.Millisecond
+	// stdDrainQuiet: during a graceful shutdown a connection is read until
+	// no input arrives for this long, so the messages already on their way
+	// are answered.
+	stdDrainQuiet = 20 * time.Millisecond
+	// stdDrainMax bounds that drain for a client that keeps sending.
+	stdDrainMax = time.Second
+	// Accept failures (EMFILE, ENFILE, ENOBUFS) back off exponentially
+	// between these bounds instead of spinning on a listener that stays
+	// readable.
+	stdBackoffMin = 5 * time.Millisecond
+	stdBackoffMax = time.Second
+)
+
+// stdnetEngine runs a goroutine per connection on package net. Blocking
+// writes give backpressure for free: a connection's goroutine does not read
+// while its answers wait in Write, and it reads at most
+// MaxPendingOutput/MaxExpansion bytes at a time, so a client that does not
+// read costs at most MaxPendingOutput of answers plus the socket buffers.
+// Stats.Backpressure stays zero: the pause is invisible inside Write.
+type stdnetEngine struct {
+	cfg *Config
+	st  *Stats
+	lns []net.Listener
+
+	rejected  *rateLog
+	acceptErr *rateLog
+	logConns  bool
+
+	draining atomic.Bool // Shutdown began: drain each connection, then close
+	killed   atomic.Bool // everything was closed at once
+
+	mu       sync.Mutex
+	conns    map[*stdConn]struct{}
+	running  int  // accept loops and connection goroutines
+	served   bool // Serve was called
+	stopping bool // listeners closed: no new goroutines
+	stop     chan struct{}
+	gone     chan struct{} // closed once stopping and running == 0
+}
+
+// stdConn is one connection. mu orders the connection's own read deadlines
+// with the one Shutdown sets to interrupt a blocked Read.
+type stdConn struct {
+	c          net.Conn
+	mu         sync.Mutex
+	drainUntil time.Time // set on the first drain read
+}
+
+func newEngine(cfg *Config, st *Stats) (engine, error) {
+	lns, err := listenStd(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return &stdnetEngine{
+		cfg:       cfg,
+		st:        st,
+		lns:       lns,
+		rejected:  newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
+		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
+		logConns:  cfg.Logger.Enabled(context.Background(), slog.LevelInfo),
+		conns:     make(map[*stdConn]struct{}),
+		stop:      make(chan struct{}),
+		gone:      make(chan struct{}),
+	}, nil
+}
+
+// listenStd listens on addr. Package net already makes an empty host one
+// dual-stack socket where the system allows IPv4-mapped addresses; where it
+// does not (OpenBSD) that socket is IPv4 only, and an IPv6 listener on the
+// same port is added, best effort.
+func listenStd(addr string) ([]net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	lns := []net.Listener{ln}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && host == "" && a.IP.To4() != nil {
+		if ln6, err := net.ListenTCP("tcp6", &net.TCPAddr{IP: net.IPv6unspecified, Port: a.Port}); err == nil {
+			lns = append(lns, ln6)
+		}
+	}
+	return lns, nil
+}
+
+func (e *stdnetEngine) addr() net.Addr { return e.lns[0].Addr() }
+
+func (e *stdnetEngine) serve(ctx context.Context) error {
+	e.mu.Lock()
+	if e.served {
+		e.mu.Unlock()
+		return errors.New("server: Serve called twice")
+	}
+	e.served = true
+	if !e.stopping {
+		for _, ln := range e.lns {
+			e.running++
+			go e.acceptLoop(ln)
+		}
+	}
+	e.mu.Unlock()
+	select {
+	case <-e.gone:
+		return ErrServerClosed
+	case <-ctx.Done():
+	}
+	shut := e.draining.Load()
+	e.kill()
+	<-e.gone
+	if shut {
+		return ErrServerClosed
+	}
+	return ctx.Err()
+}
+
+func (e *stdnetEngine) shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.draining.Load() {
+		e.draining.Store(true)
+		e.stopLocked()
+		now := time.Now()
+		for sc := range e.conns {
+			// Wake a Read blocked in the kernel; the connection then sees
+			// draining and switches to short drain deadlines.
+			sc.mu.Lock()
+			sc.c.SetReadDeadline(now)
+			sc.mu.Unlock()
+		}
+	}
+	e.mu.Unlock()
+	select {
+	case <-e.gone:
+		return nil
+	case <-ctx.Done():
+	}
+	e.kill()
+	<-e.gone
+	return ctx.Err()
+}
+
+// kill closes the listeners and every connection at once.
+func (e *stdnetEngine) kill() {
+	e.mu.Lock()
+	e.killed.Store(true)
+	e.stopLocked()
+	for sc := range e.conns {
+		sc.c.Close()
+	}
+	e.mu.Unlock()
+}
+
+// stopLocked closes the listeners, once. e.mu is held.
+func (e *stdnetEngine) stopLocked() {
+	if e.stopping {
+		return
+	}
+	e.stopping = true
+	close(e.stop)
+	for _, ln := range e.lns {
+		ln.Close()
+	}
+	e.checkGoneLocked()
+}
+
+func (e *stdnetEngine) checkGoneLocked() {
+	if e.stopping && e.running == 0 {
+		select {
+		case <-e.gone:
+		default:
+			close(e.gone)
+		}
+	}
+}
+
+// exit ends a goroutine, and a connection if sc is not nil.
+func (e *stdnetEngine) exit(sc *stdConn) {
+	e.mu.Lock()
+	if sc != nil {
+		delete(e.conns, sc)
+	}
+	e.running--
+	e.checkGoneLocked()
+	e.mu.Unlock()
+}
+
+func (e *stdnetEngine) acceptLoop(ln net.Listener) {
+	defer e.exit(nil)
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-e.stop:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors, most likely. The pending connection
+			// stays in the backlog and the listener stays readable, so an
+			// immediate retry would spin; wait, longer each time.
+			e.st.AcceptErrors.Add(1)
+			backoff = min(max(2*backoff, stdBackoffMin), stdBackoffMax)
+			e.acceptErr.Log("err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-e.stop:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		e.admit(c)
+	}
+}
+
+// admit starts serving c, or closes it at once past MaxConns.
+func (e *stdnetEngine) admit(c net.Conn) {
+	e.mu.Lock()
+	if e.killed.Load() {
+		e.mu.Unlock()
+		c.Close()
+		return
+	}
+	if e.cfg.MaxConns > 0 && len(e.conns) >= e.cfg.MaxConns {
+		e.mu.Unlock()
+		e.st.Rejected.Add(1)
+		c.Close()
+		e.rejected.Log("reason", "MaxConns", "max_conns", e.cfg.MaxConns)
+		return
+	}
+	sc := &stdConn{c: c}
+	e.conns[sc] = struct{}{}
+	e.running++
+	e.mu.Unlock()
+	e.st.Accepted.Add(1)
+	e.st.Open.Add(1)
+	go e.serveConn(sc)
+}
+
+// Read deadline kinds, to tell which one expired.
+const (
+	dlNone = iota
+	dlIdle
+	dlDrain
+)
+
+// setReadDeadline sets the deadline of the next read: the drain deadline
+// during a shutdown, else the idle timeout if any.
+func (e *stdnetEngine) setReadDeadline(sc *stdConn, cur int) int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	now := time.Now()
+	switch {
+	case e.draining.Load():
+		if sc.drainUntil.IsZero() {
+			sc.drainUntil = now.Add(stdDrainMax)
+		}
+		dl := now.Add(stdDrainQuiet)
+		if dl.After(sc.drainUntil) {
+			dl = sc.drainUntil
+		}
+		sc.c.SetReadDeadline(dl)
+		return dlDrain
+	case e.cfg.IdleTimeout > 0:
+		sc.c.SetReadDeadline(now.Add(e.cfg.IdleTimeout))
+		return dlIdle
+	}
+	if cur != dlNone {
+		sc.c.SetReadDeadline(time.Time{})
+	}
+	return dlNone
+}
+
+func (e *stdnetEngine) serveConn(sc *stdConn) {
+	c := sc.c
+	var remote string
+	if e.logConns {
+		remote = c.RemoteAddr().String()
+		e.cfg.Logger.Info("connection opened", "remote", remote)
+	}
+	why := e.converse(sc)
+	c.Close()
+	e.st.Open.Add(-1)
+	if e.logConns {
+		e.cfg.Logger.Info("connection closed", "remote", remote, "reason", why)
+	}
+	e.exit(sc)
+}
+
+// converse runs the protocol on one connection until it must close, and
+// says why.
+func (e *stdnetEngine) converse(sc *stdConn) string {
+	c := sc.c
+	p := e.cfg.NewProtocol()
+	// Reading no more than this keeps the answers to one read within
+	// MaxPendingOutput (see MaxExpansion).
+	in := make([]byte, max(256, e.cfg.MaxPendingOutput/MaxExpansion))
+	var out []byte
+	dl := dlNone
+	for {
+		dl = e.setReadDeadline(sc, dl)
+		n, err := c.Read(in)
+		if n > 0 {
+			e.st.BytesIn.Add(int64(n))
+			var done bool
+			out, done = p.Feed(out[:0], in[:n])
+			if why := e.write(c, out); why != "" {
+				return why
+			}
+			if done {
+				return e.linger(sc, in, "close")
+			}
+		}
+		switch {
+		case err == nil:
+		case err == io.EOF:
+			if why := e.write(c, p.End(out[:0])); why != "" {
+				return why
+			}
+			// Nothing can be left unread after the client's EOF: Close
+			// sends a plain FIN.
+			return "eof"
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			switch {
+			case dl == dlDrain:
+				// Nothing more arrived: every message received is
+				// answered.
+				return e.linger(sc, in, "shutdown")
+			case e.draining.Load():
+				// Shutdown interrupted the read: drain from now on.
+			default:
+				e.st.IdleClosed.Add(1)
+				return "idle"
+			}
+		default:
+			return e.failed(err)
+		}
+	}
+}
+
+// write writes b in full. With IdleTimeout set, a write that makes no
+// progress for that long closes the connection as idle: a client that
+// neither sends nor reads is idle too. It returns why the connection must
+// close, or "".
+func (e *stdnetEngine) write(c net.Conn, b []byte) string {
+	for len(b) > 0 {
+		if e.cfg.IdleTimeout > 0 {
+			c.SetWriteDeadline(time.Now().Add(e.cfg.IdleTimeout))
+		}
+		n, err := c.Write(b)
+		e.st.BytesOut.Add(int64(n))
+		b = b[n:]
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if n == 0 {
+				e.st.IdleClosed.Add(1)
+				return "idle"
+			}
+		default:
+			return e.failed(err)
+		}
+	}
+	return ""
+}
+
+// failed accounts for a socket error.
+func (e *stdnetEngine) failed(err error) string {
+	if e.killed.Load() {
+		return "shutdown"
+	}
+	e.st.Resets.Add(1)
+	return "error: " + err.Error()
+}
+
+// linger sends FIN and discards input until the client's EOF, for at most
+// stdLinger (stdShutdownLinger once shutting down), so that the Close that
+// follows finds nothing unread and sends no reset. It returns why.
+func (e *stdnetEngine) linger(sc *stdConn, buf []byte, why string) string {
+	c := sc.c
+	if cw, ok := c.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+		return why
+	}
+	deadline := time.Now().Add(stdLinger)
+	short := false
+	for {
+		sc.mu.Lock()
+		if !short && e.draining.Load() {
+			short = true
+			if d := time.Now().Add(stdShutdownLinger); d.Before(deadline) {
+				deadline = d
+			}
+		}
+		c.SetReadDeadline(deadline)
+		sc.mu.Unlock()
+		n, err := c.Read(buf)
+		e.st.BytesIn.Add(int64(n))
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline):
+			// Shutdown interrupted the read; go on with its bound.
+		case err == io.EOF || errors.Is(err, os.ErrDeadlineExceeded):
+			return why
+		default:
+			e.failed(err)
+			return why
+		}
+	}
+}
