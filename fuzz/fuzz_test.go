@@ -251,9 +251,10 @@ func FuzzFraming(f *testing.F) {
 // testServer is a server started on first use and never stopped: it
 // lives as long as the fuzzing process.
 type testServer struct {
-	once sync.Once
-	addr string
-	err  error
+	once   sync.Once
+	addr   string
+	engine string
+	err    error
 }
 
 // servers are the servers FuzzServer talks to: MaxMessage 16 and the
@@ -270,12 +271,18 @@ func serverAddr(t *testing.T, maxMessage int) string {
 			return
 		}
 		go s.Serve(context.Background())
-		ts.addr = s.Addr().String()
+		ts.addr, ts.engine = s.Addr().String(), s.Engine()
 	})
 	if ts.err != nil {
 		t.Fatalf("starting a server: %v", ts.err)
 	}
 	return ts.addr
+}
+
+// serverEngine names the engine the servers of this build run on.
+func serverEngine(t *testing.T, maxMessage int) string {
+	serverAddr(t, maxMessage)
+	return servers[maxMessage].engine
 }
 
 func FuzzServer(f *testing.F) {
@@ -300,7 +307,11 @@ func FuzzServer(f *testing.F) {
 		if small {
 			m = 16
 		}
-		_, want, read := refLine(stream, m, true)
+		// evio closes a connection at EOF before its Closed callback runs
+		// (evio_unix.go, loopRead: a read of 0 bytes goes straight to
+		// loopCloseConn), so no engine on it can answer a message pending
+		// at EOF: that one difference is pinned here, the rest must agree.
+		_, want, read := refLine(stream, m, serverEngine(t, m) != "evio")
 		// A client that writes past "close" may be reset by the server's
 		// kernel before it reads the answers; the model says what such
 		// bytes do (nothing), so they are not sent.
