@@ -96,6 +96,10 @@ const engineName = "evio"
 //     only from Tick, which avoids it, but when evio stops on its own (an
 //     accept error) its ticker still writes uint64(1) into whatever then
 //     holds the number of the closed eventfd, up to evioTick later.
+//   - Its listener is closed twice: syscall.Close(ln.fd) and then
+//     ln.f.Close() on the *os.File that fd came from (evio_unix.go:494-500,
+//     ln.fd set at 531). If another goroutine opens a descriptor in between,
+//     the second close closes that one instead.
 //   - Panics: evio panics if epoll/kqueue creation or epoll_ctl fails
 //     (internal_linux.go:20-35, 80-121).
 //   - BytesOut counts answers when handed to evio, not when written: evio
@@ -106,6 +110,7 @@ const engineName = "evio"
 //     stalls every client of its loop. Its Wake is a send on the loop's
 //     unbuffered channel (evio_std.go:72), so wakes are sent from their own
 //     goroutine there. That path is not tested here.
+
 const (
 	// evioTick is the Tick period when nothing needs closer attention.
 	evioTick = 100 * time.Millisecond
@@ -119,13 +124,13 @@ const (
 	// evioNever is the delay tick returns with evio.Shutdown. evio's ticker
 	// goroutine sleeps for it and then triggers the loop's poller, even
 	// after evio closed that poller (evio_unix.go:249-256, Trigger in
-	// internal_linux.go:46-51 and internal_bsd.go:178-186): on Linux it
-	// writes 8 bytes, uint64(1), to the eventfd's old descriptor number,
-	// which by then may be any socket or file of the process. Seen in
-	// these tests: a client of another server "sent"
-	// "\x01\x00\x00\x00\x00\x00\x00\x00". So evio is stopped only from
-	// tick, whose ticker then sleeps for ever: one parked goroutine per
-	// stopped server instead of a stray write.
+	// internal_linux.go:46-51; internal_bsd.go:46-54 likewise calls kevent
+	// on the old kqueue number): on Linux it writes 8 bytes, uint64(1), to
+	// the eventfd's old descriptor number, which by then may be any socket
+	// or file of the process. Seen in these tests: a client of another
+	// server "sent" "\x01\x00\x00\x00\x00\x00\x00\x00". So evio is
+	// stopped only from tick, whose ticker then sleeps for ever: one parked
+	// goroutine per stopped server instead of a stray write.
 	evioNever = time.Duration(math.MaxInt64)
 )
 
@@ -385,8 +390,12 @@ func (e *evioEngine) data(c evio.Conn, in []byte) ([]byte, evio.Action) {
 	e.st.BytesIn.Add(int64(len(in)))
 	out, done := ec.p.Feed(ec.out[:0], in)
 	ec.out = out // evio copies it (evio_unix.go:446)
-	ec.last.Store(time.Now().UnixNano()) // a long Feed is not quiet
+	// Again after Feed: a long Feed is not a quiet connection.
+	ec.last.Store(time.Now().UnixNano())
 	e.st.BytesOut.Add(int64(len(out)))
+	if e.cfg.builtin {
+		e.st.Messages.Add(answered(out, done))
+	}
 	if done {
 		ec.closing, ec.why = true, "close"
 		return out, evio.Close

@@ -50,8 +50,9 @@ const (
 // stdnetEngine runs a goroutine per connection on package net. Blocking
 // writes give backpressure for free: a connection's goroutine does not read
 // while its answers wait in Write, and it reads at most
-// MaxPendingOutput/MaxExpansion bytes at a time, so a client that does not
-// read costs at most MaxPendingOutput of answers plus the socket buffers.
+// max(256, MaxPendingOutput/MaxExpansion) bytes at a time, so a client that
+// does not read costs at most MaxPendingOutput of answers (6 KiB when that
+// is smaller) plus the socket buffers.
 // Stats.Backpressure stays zero: the pause is invisible inside Write.
 type stdnetEngine struct {
 	cfg *Config
@@ -347,6 +348,9 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 			e.st.BytesIn.Add(int64(n))
 			var done bool
 			out, done = p.Feed(out[:0], in[:n])
+			if e.cfg.builtin {
+				e.st.Messages.Add(answered(out, done))
+			}
 			if why := e.write(c, out); why != "" {
 				return why
 			}
@@ -357,7 +361,11 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 		switch {
 		case err == nil:
 		case err == io.EOF:
-			if why := e.write(c, p.End(out[:0])); why != "" {
+			out = p.End(out[:0])
+			if e.cfg.builtin {
+				e.st.Messages.Add(answered(out, true))
+			}
+			if why := e.write(c, out); why != "" {
 				return why
 			}
 			// Nothing can be left unread after the client's EOF: Close

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -708,8 +709,7 @@ func TestShutdownDeadline(t *testing.T) {
 	go func() { served <- s.Serve(context.Background()) }()
 	c := dial(t, s.Addr())
 	c.c.SetReadBuffer(4096)
-	sendAsync(t, c.c, strings.Repeat("\n", 8<<20), false)
-	waitStalled(t, s)
+	floodUntilStuck(t, s, c.c)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -843,10 +843,37 @@ func waitStalled(t *testing.T, s *server.Server) int64 {
 	return in
 }
 
+// floodUntilStuck sends empty messages on c, never reading, until every
+// buffer between the client and the server is full: the client's writes
+// block and the server stops reading. Only then is it certain that the
+// server holds answers it cannot write.
+func floodUntilStuck(t *testing.T, s *server.Server, c *net.TCPConn) {
+	t.Helper()
+	var chunks atomic.Int64
+	go func() {
+		chunk := bytes.Repeat([]byte("\n"), 1<<20)
+		c.SetWriteDeadline(time.Now().Add(2 * ioTimeout))
+		for range 256 {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+			chunks.Add(1)
+		}
+	}()
+	var in, wrote int64
+	waitFor(t, "the client and the server to be stuck", func() bool {
+		time.Sleep(200 * time.Millisecond)
+		was, wasWrote := in, wrote
+		in, wrote = s.Stats().BytesIn.Load(), chunks.Load()
+		return in > 0 && in == was && wrote == wasWrote
+	})
+}
+
 // TestManyClients runs concurrent clients, each with its own stream.
 func TestManyClients(t *testing.T) {
 	s := startServer(t, server.Config{Loops: 3, MaxMessage: 20})
 	var wg sync.WaitGroup
+	var answers atomic.Int64
 	for i := range 50 {
 		wg.Go(func() {
 			c, err := net.DialTimeout("tcp", s.Addr().String(), ioTimeout)
@@ -871,7 +898,9 @@ func TestManyClients(t *testing.T) {
 				c.(*net.TCPConn).CloseWrite()
 			}()
 			got, err := readEnd(c, ioTimeout)
-			if want := model(20, []byte(stream), true); got != want || err != nil {
+			want := model(20, []byte(stream), true)
+			answers.Add(int64(len(want) / len(server.Answer)))
+			if got != want || err != nil {
 				t.Errorf("client %d: read %d bytes then %v; want %d bytes then EOF", i, len(got), err, len(want))
 			}
 		})
@@ -879,8 +908,8 @@ func TestManyClients(t *testing.T) {
 	wg.Wait()
 	waitFor(t, "all connections to close", func() bool { return s.Stats().Open.Load() == 0 })
 	st := s.Stats()
-	if st.Accepted.Load() != 50 || st.Resets.Load() != 0 || st.Rejected.Load() != 0 {
-		t.Errorf("stats %v", st.Snapshot())
+	if st.Accepted.Load() != 50 || st.Resets.Load() != 0 || st.Rejected.Load() != 0 || st.Messages.Load() != answers.Load() {
+		t.Errorf("stats %v; want 50 accepted, %d messages", st.Snapshot(), answers.Load())
 	}
 }
 
@@ -897,8 +926,8 @@ func TestStatsBytes(t *testing.T) {
 	if in, out := st.BytesIn.Load(), st.BytesOut.Load(); in != 11 || out != int64(len(acks(2, true))) {
 		t.Errorf("BytesIn, BytesOut = %d, %d; want 11, %d", in, out, len(acks(2, true)))
 	}
-	if st.Accepted.Load() != 1 {
-		t.Errorf("Accepted = %d, want 1", st.Accepted.Load())
+	if st.Accepted.Load() != 1 || st.Messages.Load() != 3 {
+		t.Errorf("Accepted, Messages = %d, %d; want 1, 3", st.Accepted.Load(), st.Messages.Load())
 	}
 }
 
