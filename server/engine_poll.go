@@ -397,13 +397,11 @@ func (l *loop) accept() {
 		fd, err := accept(l.lfd)
 		if err != nil {
 			switch err {
-			case unix.EAGAIN, unix.ECONNABORTED:
-				// ECONNABORTED: the client gave up while queued.
-				if err == unix.EAGAIN {
-					l.backoff = 0
-					return
-				}
-				continue
+			case unix.EAGAIN:
+				l.backoff = 0
+				return
+			case unix.ECONNABORTED:
+				continue // the client gave up while queued
 			}
 			// Out of descriptors or memory. The listener stays readable, so
 			// keep polling it and the loop would spin: unwatch it until a

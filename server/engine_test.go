@@ -913,6 +913,46 @@ func TestManyClients(t *testing.T) {
 	}
 }
 
+// TestThousandClients holds 1,000 connections open at once, each
+// pipelining 100 messages in one write, and checks every answer.
+func TestThousandClients(t *testing.T) {
+	const clients, msgs = 1000, 100
+	s := startServer(t, server.Config{})
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", s.Addr().String(), ioTimeout)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	waitFor(t, "all clients to be accepted", func() bool { return s.Stats().Open.Load() == clients })
+	batch := []byte(strings.Repeat("0123456789abcde\n", msgs))
+	want := strings.Repeat(server.Answer, msgs)
+	var wg sync.WaitGroup
+	var good atomic.Int64
+	for i, c := range conns {
+		wg.Go(func() {
+			c.SetDeadline(time.Now().Add(4 * ioTimeout))
+			if _, err := c.Write(batch); err != nil {
+				t.Errorf("client %d: %v", i, err)
+				return
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+				t.Errorf("client %d: got %d bytes (%v), want %d answers", i, len(got), err, msgs)
+				return
+			}
+			good.Add(1)
+		})
+	}
+	wg.Wait()
+	if got := good.Load(); got != clients {
+		t.Errorf("%d of %d clients got all %d answers", got, clients, msgs)
+	}
+}
+
 // TestStatsBytes checks BytesIn and BytesOut against one session.
 func TestStatsBytes(t *testing.T) {
 	s := startServer(t, server.Config{})
