@@ -60,7 +60,6 @@ type pollEngine struct {
 	serving bool
 	stopped bool
 	done    chan struct{}
-	err     error // why serve ended
 }
 
 func newEngine(cfg *Config, st *Stats) (engine, error) {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -33,9 +32,7 @@ type engine interface {
 
 // Server is a server of one Config. Create it with New.
 type Server struct {
-	cfg   Config
 	eng   engine
-	once  sync.Once
 	stats *Stats
 }
 
@@ -50,7 +47,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, eng: eng, stats: st}, nil
+	return &Server{eng: eng, stats: st}, nil
 }
 
 // Addr is the address the server listens on.

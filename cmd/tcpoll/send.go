@@ -48,13 +48,10 @@ func sendCmd(args []string) error {
 	} else {
 		_, werr = io.Copy(conn, os.Stdin)
 	}
-	if werr == nil {
-		werr = conn.CloseWrite()
-	}
 	// After "close" the server stops reading, so a failed write is expected
-	// then; what the server answered decides the outcome.
-	if rerr := <-got; rerr != nil {
-		return rerr
+	// then; what the server answered, and how it ended, decides the outcome.
+	if werr == nil {
+		conn.CloseWrite()
 	}
-	return nil
+	return <-got
 }
