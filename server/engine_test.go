@@ -309,8 +309,11 @@ func TestPipelining(t *testing.T) {
 		b.WriteByte('\n')
 	}
 	b.WriteString("close\n")
-	sendAsync(t, c.c, b.String(), true)
+	sent := sendAsync(t, c.c, b.String(), true)
 	c.expectEnd(acks(n, true))
+	// The answers can all arrive before the writer's CloseWrite: wait for
+	// it, so the connection is not closed under it by the cleanup.
+	<-sent
 }
 
 // sendAsync writes s from another goroutine, so a test can read meanwhile,
