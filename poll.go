@@ -166,6 +166,9 @@ func (p *Poller) Wait(events []Event, timeout time.Duration) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
+	if len(events) == 0 {
+		return 0, nil
+	}
 	n, err := p.b.wait(events, timeout)
 	if p.closed.Load() {
 		return 0, ErrClosed

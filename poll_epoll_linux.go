@@ -110,9 +110,6 @@ func (b *backend) ctl(fd int, token uint64, in Interest, o op) error {
 }
 
 func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
-	if len(events) == 0 {
-		return 0, nil
-	}
 	if cap(b.raw) < len(events) {
 		b.raw = make([]unix.EpollEvent, len(events))
 	}

@@ -179,9 +179,6 @@ func (b *backend) swap(fd int, s fdSlot) fdSlot {
 }
 
 func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
-	if len(events) == 0 {
-		return 0, nil
-	}
 	if cap(b.raw) < len(events) {
 		b.raw = make([]unix.Kevent_t, len(events))
 	}

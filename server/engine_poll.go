@@ -211,7 +211,6 @@ type loop struct {
 	out    []byte // scratch for answers before they are written
 
 	active, linger list
-	n              int // connections open in this loop
 	// protos holds each connection's Protocol when the server runs one
 	// other than the built-in Framer, which lives in the conn itself.
 	protos map[int32]Protocol
@@ -279,7 +278,7 @@ func (l *loop) run() {
 			if !l.stopping {
 				l.beginStop()
 			}
-			if l.n == 0 {
+			if l.active.head < 0 && l.linger.head < 0 {
 				return
 			}
 		}
@@ -486,7 +485,6 @@ func (l *loop) open(fd int) error {
 		return err
 	}
 	l.active.pushBack(l.e, fd)
-	l.n++
 	l.e.st.Accepted.Add(1)
 	if l.logConns {
 		l.e.cfg.Logger.Info("connection opened", "remote", peerName(fd), "fd", fd)
@@ -759,7 +757,6 @@ func (l *loop) closeConn(c *conn, fd int, why string) {
 	// loop may accept it, and its load of gen orders it after this reset.
 	c.gen.Store(nextGen(c.gen.Load()))
 	unix.Close(fd)
-	l.n--
 	l.e.st.Open.Add(-1)
 	if l.logConns {
 		if why != "" {
@@ -775,12 +772,8 @@ func (l *loop) closeConn(c *conn, fd int, why string) {
 // beginStop starts a graceful shutdown of this loop: no more accepts, and
 // each connection answers what is already readable, then closes.
 func (l *loop) beginStop() {
-	l.stopping = true
-	l.p.Delete(l.lfd)
-	if l.ownsLn && reusePort || l.e.lnRef.Add(-1) == 0 {
-		unix.Close(l.lfd)
-	}
-	l.drain = make(map[int]int, l.n)
+	l.releaseListener()
+	l.drain = make(map[int]int)
 	for fd := l.active.head; fd >= 0; {
 		c := l.e.table.get(int(fd))
 		next := c.next
@@ -803,11 +796,17 @@ func (l *loop) closeEverything() {
 		l.closeConn(l.e.table.get(fd), fd, "shutdown")
 	}
 	if !l.stopping {
-		l.stopping = true
-		l.p.Delete(l.lfd)
-		if l.ownsLn && reusePort || l.e.lnRef.Add(-1) == 0 {
-			unix.Close(l.lfd)
-		}
+		l.releaseListener()
+	}
+}
+
+// releaseListener stops accepting in this loop. A listener of its own is
+// closed at once; the shared one by the last loop to let go of it.
+func (l *loop) releaseListener() {
+	l.stopping = true
+	l.p.Delete(l.lfd)
+	if reusePort || l.e.lnRef.Add(-1) == 0 {
+		unix.Close(l.lfd)
 	}
 }
 
