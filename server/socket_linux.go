@@ -71,3 +71,9 @@ func unread(fd int) int {
 	}
 	return n
 }
+
+// yieldCPU is sched_yield(2): the caller goes to the back of its CPU's run
+// queue and returns once the threads queued before it have had their turn.
+// That can take a while, so it goes through the runtime's system call
+// entry like any other call that may keep the thread away.
+func yieldCPU() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
