@@ -26,6 +26,7 @@ type Record struct {
 	// Kind is "check", "load" or "idle".
 	Kind   string          `json:"kind"`
 	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"
+	Round  int             `json:"round,omitempty"`  // load: which round of the matrix
 	Failed string          `json:"failed,omitempty"` // check: the summary line
 	Error  string          `json:"error,omitempty"`  // the measurement itself failed
 	Result json.RawMessage `json:"result,omitempty"`
@@ -111,7 +112,8 @@ type report struct {
 	servers []string // in the order first seen
 	loads   []string
 	check   map[string]Record
-	load    map[[2]string]*LoadResult // [server, load]
+	load    map[[2]string]*LoadResult // [server, load]: medians over rounds
+	rounds  map[[2]string]int
 	loadErr map[[2]string]string
 	idle    map[string]*IdleResult
 	idleErr map[string]string
@@ -121,10 +123,12 @@ func build(recs []Record) *report {
 	r := &report{
 		check:   map[string]Record{},
 		load:    map[[2]string]*LoadResult{},
+		rounds:  map[[2]string]int{},
 		loadErr: map[[2]string]string{},
 		idle:    map[string]*IdleResult{},
 		idleErr: map[string]string{},
 	}
+	runs := map[[2]string][]LoadResult{}
 	for _, rec := range recs {
 		if !slices.Contains(r.servers, rec.Server) {
 			r.servers = append(r.servers, rec.Server)
@@ -142,7 +146,7 @@ func build(recs []Record) *report {
 				r.loadErr[k] = cmp(rec.Error, "no result")
 				continue
 			}
-			r.load[k] = &lr
+			runs[k] = append(runs[k], lr)
 		case "idle":
 			var ir IdleResult
 			if rec.Error != "" || json.Unmarshal(rec.Result, &ir) != nil {
@@ -152,7 +156,44 @@ func build(recs []Record) *report {
 			r.idle[rec.Server] = &ir
 		}
 	}
+	for k, rs := range runs {
+		r.load[k] = medians(rs)
+		r.rounds[k] = len(rs)
+	}
 	return r
+}
+
+// medians gives each figure's median over the rounds, taken figure by
+// figure, and the failures of all rounds added up.
+func medians(rs []LoadResult) *LoadResult {
+	med := func(f func(*LoadResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i := range rs {
+			v[i] = f(&rs[i])
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	m := &LoadResult{
+		MsgsPerSec:      med(func(r *LoadResult) float64 { return r.MsgsPerSec }),
+		P50:             med(func(r *LoadResult) float64 { return r.P50 }),
+		P99:             med(func(r *LoadResult) float64 { return r.P99 }),
+		P999:            med(func(r *LoadResult) float64 { return r.P999 }),
+		ServerCPU:       med(func(r *LoadResult) float64 { return r.ServerCPU }),
+		ServerCPUPerMsg: med(func(r *LoadResult) float64 { return r.ServerCPUPerMsg }),
+		ClientCPU:       med(func(r *LoadResult) float64 { return r.ClientCPU }),
+	}
+	for _, r := range rs {
+		m.Sent += r.Sent
+		m.Answered += r.Answered
+		m.Mismatches += r.Mismatches
+		m.Errors += r.Errors
+		m.Timeouts += r.Timeouts
+	}
+	return m
 }
 
 func cmp(s, def string) string {
@@ -186,18 +227,19 @@ func (r *report) markdown(w io.Writer) {
 
 	fmt.Fprintf(w, "\n## Load (16-byte messages, closed loop)\n\n")
 	fmt.Fprintf(w, "Connections × pipeline depth; latency is per message, send to answer. ")
-	fmt.Fprintf(w, "Server CPU is its utime+stime over the measured window; CPU s per million messages is the same number as µs per message.\n\n")
-	fmt.Fprintf(w, "| server | load | msgs/s | p50 µs | p99 µs | server CPU s / M msgs | failures |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "Server CPU is its utime+stime over the measured window; CPU s per million messages is the same number as µs per message. ")
+	fmt.Fprintf(w, "Each figure is its median over the rounds, each round a fresh server; failures are all rounds' added up.\n\n")
+	fmt.Fprintf(w, "| server | load | rounds | msgs/s | p50 µs | p99 µs | p99.9 µs | server CPU s / M msgs | failures |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.servers {
 		if !r.passed(s) {
-			fmt.Fprintf(w, "| %s | — | FAIL (check) | | | | |\n", s)
+			fmt.Fprintf(w, "| %s | — | | FAIL (check) | | | | | |\n", s)
 			continue
 		}
 		for _, l := range r.loads {
 			k := [2]string{s, l}
 			if e, ok := r.loadErr[k]; ok {
-				fmt.Fprintf(w, "| %s | %s | error: %s | | | | |\n", s, loadLabel(l), mdEscape(e))
+				fmt.Fprintf(w, "| %s | %s | | error: %s | | | | | |\n", s, loadLabel(l), mdEscape(e))
 				continue
 			}
 			lr := r.load[k]
@@ -205,8 +247,8 @@ func (r *report) markdown(w io.Writer) {
 				continue
 			}
 			fail := lr.Mismatches + lr.Errors + lr.Timeouts
-			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | %.2f | %d |\n",
-				s, loadLabel(l), thousands(lr.MsgsPerSec), lr.P50, lr.P99, lr.ServerCPUPerMsg, fail)
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %.0f | %.0f | %.0f | %.2f | %d |\n",
+				s, loadLabel(l), r.rounds[k], thousands(lr.MsgsPerSec), lr.P50, lr.P99, lr.P999, lr.ServerCPUPerMsg, fail)
 		}
 	}
 
