@@ -7,6 +7,12 @@
 // poll; build with -tags evio to run on github.com/tidwall/evio instead, or
 // -tags stdnet for a goroutine per connection on package net (the default
 // where poll has no backend).
+//
+// On Linux, each of the native engine's loops gives its CPU to any thread
+// waiting for it (sched_yield) once per millisecond. When the server shares
+// its CPUs with other busy threads, that cuts the latency tail (p99 from
+// about 5 ms to under 2 ms in bench/run at 50×1) and raises the median a
+// little. When the CPUs are not contended, the call returns at once.
 package server
 
 import (
