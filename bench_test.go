@@ -11,12 +11,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The ping-pong benchmarks time b.N round trips of one byte over a
-// socketpair. The peer is the same in both: a goroutine doing blocking
-// reads and writes on its end. Only the serving side differs: a loop of
-// Wait, read, write on this package, or a net.Conn on Go's own netpoller.
+// BenchmarkPingPong times b.N round trips of one byte over a socketpair.
+// The peer is the same in both: a goroutine doing blocking reads and writes
+// on its end. Only the serving side differs: a loop of Wait, read, write on
+// this package (impl=poll), or a net.Conn on Go's own netpoller (impl=net).
+// The sub-benchmarks are named so that `benchstat -col /impl` sets the two
+// side by side (see bench/micro).
+func BenchmarkPingPong(b *testing.B) {
+	b.Run("impl=poll", benchPingPongPoll)
+	b.Run("impl=net", benchPingPongNetConn)
+}
 
-func BenchmarkPingPongPoll(b *testing.B) {
+func benchPingPongPoll(b *testing.B) {
 	p, err := poll.New()
 	if err != nil {
 		b.Fatal(err)
@@ -55,7 +61,7 @@ func BenchmarkPingPongPoll(b *testing.B) {
 	<-done
 }
 
-func BenchmarkPingPongNetConn(b *testing.B) {
+func benchPingPongNetConn(b *testing.B) {
 	fd, peer := benchSocketpair(b)
 	f := os.NewFile(uintptr(fd), "socketpair")
 	c, err := net.FileConn(f) // dups fd onto the runtime's netpoller
