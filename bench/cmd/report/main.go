@@ -26,7 +26,6 @@ type Record struct {
 	// Kind is "check", "load" or "idle".
 	Kind   string          `json:"kind"`
 	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"
-	Round  int             `json:"round,omitempty"`  // load: which round of the matrix
 	Failed string          `json:"failed,omitempty"` // check: the summary line
 	Error  string          `json:"error,omitempty"`  // the measurement itself failed
 	Result json.RawMessage `json:"result,omitempty"`
@@ -38,14 +37,10 @@ type LoadResult struct {
 	P50             float64 `json:"p50_us"`
 	P99             float64 `json:"p99_us"`
 	P999            float64 `json:"p999_us"`
-	Sent            int64   `json:"sent"`
-	Answered        int64   `json:"answered"`
 	Mismatches      int64   `json:"mismatches"`
 	Errors          int64   `json:"errors"`
 	Timeouts        int64   `json:"timeouts"`
-	ServerCPU       float64 `json:"server_cpu_s"`
 	ServerCPUPerMsg float64 `json:"server_cpu_us_per_msg"`
-	ClientCPU       float64 `json:"client_cpu_s"`
 }
 
 // IdleResult holds the fields of `idleconns -json`.
@@ -182,13 +177,9 @@ func medians(rs []LoadResult) *LoadResult {
 		P50:             med(func(r *LoadResult) float64 { return r.P50 }),
 		P99:             med(func(r *LoadResult) float64 { return r.P99 }),
 		P999:            med(func(r *LoadResult) float64 { return r.P999 }),
-		ServerCPU:       med(func(r *LoadResult) float64 { return r.ServerCPU }),
 		ServerCPUPerMsg: med(func(r *LoadResult) float64 { return r.ServerCPUPerMsg }),
-		ClientCPU:       med(func(r *LoadResult) float64 { return r.ClientCPU }),
 	}
 	for _, r := range rs {
-		m.Sent += r.Sent
-		m.Answered += r.Answered
 		m.Mismatches += r.Mismatches
 		m.Errors += r.Errors
 		m.Timeouts += r.Timeouts
