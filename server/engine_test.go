@@ -519,6 +519,41 @@ func TestCloseUnreadInput(t *testing.T) {
 	t.Logf("evio: read ended with %v", err)
 }
 
+// TestCloseQueuedInput: "close" comes with more input behind it in one
+// segment, and the client then sends nothing and reads nothing for longer
+// than the server lingers. The server must have read and discarded that
+// input: a socket closed with input unread resets the connection, and a
+// client whose answers are still unread may then lose them (RFC 2525,
+// section 2.17).
+func TestCloseQueuedInput(t *testing.T) {
+	s := startServer(t, server.Config{})
+	c := dial(t, s.Addr())
+	c.send("close\n" + strings.Repeat("x", 20000))
+	time.Sleep(2300 * time.Millisecond) // lingerTime, 2 s, and a margin
+	got, err := c.readEnd()
+	if got != server.Closing || err != nil {
+		t.Fatalf("read %q then %v; want %q then EOF", got, err, server.Closing)
+	}
+	raw, err := c.c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var soErr int
+	raw.Control(func(fd uintptr) {
+		soErr, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
+	})
+	if err != nil {
+		t.Fatalf("SO_ERROR: %v", err)
+	}
+	if !lingers(s) {
+		t.Logf("evio: SO_ERROR %v", syscall.Errno(soErr))
+		return
+	}
+	if soErr != 0 {
+		t.Fatalf("the connection was reset (SO_ERROR %v): the server closed it with input unread", syscall.Errno(soErr))
+	}
+}
+
 // TestCloseQueuedAnswers: a client floods, then sends "close", and keeps
 // sending while it slowly reads megabytes of answers. Every answer must
 // arrive: a server that closes while input is unread or still arriving
