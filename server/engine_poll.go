@@ -22,10 +22,6 @@ const (
 	// acceptBatch bounds the accepts per listener event, so a connection
 	// storm cannot starve the loop's clients.
 	acceptBatch = 64
-	// readsPerEvent bounds the reads one edge-triggered event may make, so
-	// a client that sends as fast as it is answered cannot starve the
-	// loop's others.
-	readsPerEvent = 4
 	// lingerTime bounds how long a closed connection's late input is
 	// drained, after the FIN, before the descriptor is closed.
 	lingerTime = 2 * time.Second
@@ -312,7 +308,7 @@ func (l *loop) run() {
 				}
 			}
 			if ev.Readable() {
-				l.readable(c, fd, ev.ReadClosed() || ev.Err())
+				l.readable(c, fd)
 			}
 		}
 		l.expire()
@@ -504,7 +500,7 @@ func (l *loop) open(fd int) error {
 	// Storing gen publishes the fields above to whichever loop next finds
 	// this slot through a reused descriptor number.
 	c.gen.Store(g)
-	if err := l.p.Add(fd, uint64(g)<<32|uint64(fd), poll.Readable|connMode); err != nil {
+	if err := l.p.Add(fd, uint64(g)<<32|uint64(fd), poll.Readable); err != nil {
 		delete(l.protos, int32(fd))
 		c.state = 0
 		c.gen.Store(nextGen(g))
@@ -530,19 +526,8 @@ func peerName(fd int) string {
 }
 
 // readable handles a read event: input for the protocol, or late input to
-// discard while lingering. closed says the event reported the client's FIN
-// or an error, which only a read to the end brings to light.
-//
-// Edge-triggered, the poller reports new input once, so readable reads
-// until the receive queue is empty. A read that returns less than it asked
-// for proves that, for a stream socket (epoll(7), "the condition that the
-// read/write I/O space is exhausted can also be detected by checking the
-// amount of data read"), and saves the read that would return EAGAIN;
-// input or a FIN arriving after it is a new event. Reading stops early in
-// two cases, each of which re-arms the registration with EPOLL_CTL_MOD,
-// which polls the socket again: a pause for backpressure (setInterest on
-// resuming), and readsPerEvent full reads (rearm).
-func (l *loop) readable(c *conn, fd int, closed bool) {
+// discard while lingering.
+func (l *loop) readable(c *conn, fd int) {
 	if c.state&stLinger != 0 {
 		l.discard(c, fd)
 		return
@@ -550,19 +535,19 @@ func (l *loop) readable(c *conn, fd int, closed bool) {
 	if c.state&(stPaused|stNoRead) != 0 {
 		return
 	}
-	for reads := 1; ; reads++ {
+	for {
 		// Read no more than the answers to it can add while keeping this
 		// client's unwritten answers within MaxPendingOutput.
 		room := l.e.cfg.MaxPendingOutput - c.pending()
-		want := min(max(room/MaxExpansion, 1), len(l.buf))
+		n := min(max(room/MaxExpansion, 1), len(l.buf))
 		if c.state&stDraining != 0 {
 			if l.drain[fd] == 0 {
 				l.endDrain(c, fd)
 				return
 			}
-			want = min(want, l.drain[fd])
+			n = min(n, l.drain[fd])
 		}
-		n, err := recv(fd, l.buf[:want])
+		n, err := recv(fd, l.buf[:n])
 		switch {
 		case err == unix.EAGAIN:
 			if c.state&stDraining != 0 {
@@ -602,27 +587,11 @@ func (l *loop) readable(c *conn, fd int, closed bool) {
 			l.finish(c, fd, false)
 			return
 		}
-		switch {
-		case c.state&stPaused != 0:
-			return
-		case c.state&stDraining != 0:
-			// Read what the shutdown found, however the poller reports.
-		case connMode == 0:
-			return // level-triggered: the poller reports what is left
-		case n < want && !closed:
-			return
-		case reads == readsPerEvent:
-			l.rearm(c, fd)
+		// Outside shutdown one read per event is enough: the poller is
+		// level-triggered and reports what is left next time.
+		if c.state&stDraining == 0 || c.state&stPaused != 0 {
 			return
 		}
-	}
-}
-
-// rearm has the poller report the connection again if it is still
-// readable: EPOLL_CTL_MOD polls the socket as EPOLL_CTL_ADD does.
-func (l *loop) rearm(c *conn, fd int) {
-	if err := l.p.Modify(fd, uint64(c.gen.Load())<<32|uint64(fd), c.interest|connMode); err != nil {
-		l.fail(c, fd, err)
 	}
 }
 
@@ -678,13 +647,6 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 	c.since = l.e.ticks()
 	l.linger.pushBack(l.e, fd)
 	l.setInterest(c, fd)
-	if c.state&stOpen != 0 {
-		// Input may have been waiting since before the FIN. Edge-triggered,
-		// the poller reports only later changes; the client's ACK of the FIN
-		// is one today (its state change wakes the socket), but that is
-		// the kernel's detail, not epoll's contract.
-		l.discard(c, fd)
-	}
 }
 
 func (l *loop) discard(c *conn, fd int) {
@@ -744,7 +706,7 @@ func (l *loop) flush(c *conn, fd int) bool {
 	if c.state&stPaused != 0 && c.pending() <= l.e.cfg.MaxPendingOutput/2 {
 		c.state &^= stPaused
 		if c.state&stDraining != 0 {
-			l.readable(c, fd, false)
+			l.readable(c, fd)
 			if c.state&stOpen == 0 {
 				return false
 			}
@@ -770,7 +732,7 @@ func (l *loop) setInterest(c *conn, fd int) {
 	if in == c.interest {
 		return
 	}
-	if err := l.p.Modify(fd, uint64(c.gen.Load())<<32|uint64(fd), in|connMode); err != nil {
+	if err := l.p.Modify(fd, uint64(c.gen.Load())<<32|uint64(fd), in); err != nil {
 		l.fail(c, fd, err)
 		return
 	}
@@ -840,7 +802,7 @@ func (l *loop) beginStop() {
 		if c.state&stNoRead == 0 {
 			c.state |= stDraining
 			l.drain[int(fd)] = unread(int(fd))
-			l.readable(c, int(fd), false)
+			l.readable(c, int(fd))
 		}
 		fd = next
 	}

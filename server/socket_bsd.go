@@ -6,13 +6,8 @@ import (
 	"math"
 	"syscall"
 
-	"github.com/tcpoll/poll"
 	"golang.org/x/sys/unix"
 )
-
-// connMode keeps connections level-triggered on the BSDs: kqueue's
-// EV_CLEAR was not measured here, and no kqueue machine runs the tests.
-const connMode poll.Interest = 0
 
 // reusePort: the BSDs' SO_REUSEPORT does not balance connections across
 // sockets (FreeBSD needs SO_REUSEPORT_LB, macOS has none), so the loops

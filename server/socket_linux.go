@@ -6,16 +6,8 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/tcpoll/poll"
 	"golang.org/x/sys/unix"
 )
-
-// connMode registers connections edge-triggered: a level-triggered epoll
-// item that was reported goes back on the ready list, so the next
-// epoll_wait polls the socket once more only to find it empty (fs/eventpoll.c,
-// ep_send_events). Measured with bench/run's 50×16 load, that re-poll was
-// about 6% of the server's CPU per message.
-const connMode = poll.EdgeTriggered
 
 // reusePort: every loop gets its own SO_REUSEPORT listener, and the kernel
 // spreads new connections across them (socket(7)), so loops never contend
