@@ -25,6 +25,7 @@ type Record struct {
 	Check string `json:"check"`
 	// Kind is "check", "load" or "idle".
 	Kind   string          `json:"kind"`
+	Round  int             `json:"round,omitempty"`  // load: 1, 2, ...
 	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"
 	Failed string          `json:"failed,omitempty"` // check: the summary line
 	Error  string          `json:"error,omitempty"`  // the measurement itself failed
@@ -108,6 +109,7 @@ type report struct {
 	loads   []string
 	check   map[string]Record
 	load    map[[2]string]*LoadResult // [server, load]: medians over rounds
+	byRound map[[2]string]map[int]*LoadResult
 	rounds  map[[2]string]int
 	loadErr map[[2]string]string
 	idle    map[string]*IdleResult
@@ -118,6 +120,7 @@ func build(recs []Record) *report {
 	r := &report{
 		check:   map[string]Record{},
 		load:    map[[2]string]*LoadResult{},
+		byRound: map[[2]string]map[int]*LoadResult{},
 		rounds:  map[[2]string]int{},
 		loadErr: map[[2]string]string{},
 		idle:    map[string]*IdleResult{},
@@ -142,6 +145,10 @@ func build(recs []Record) *report {
 				continue
 			}
 			runs[k] = append(runs[k], lr)
+			if r.byRound[k] == nil {
+				r.byRound[k] = map[int]*LoadResult{}
+			}
+			r.byRound[k][rec.Round] = &lr
 		case "idle":
 			var ir IdleResult
 			if rec.Error != "" || json.Unmarshal(rec.Result, &ir) != nil {
@@ -166,11 +173,7 @@ func medians(rs []LoadResult) *LoadResult {
 		for i := range rs {
 			v[i] = f(&rs[i])
 		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return median(v)
 	}
 	m := &LoadResult{
 		MsgsPerSec:      med(func(r *LoadResult) float64 { return r.MsgsPerSec }),
@@ -185,6 +188,14 @@ func medians(rs []LoadResult) *LoadResult {
 		m.Timeouts += r.Timeouts
 	}
 	return m
+}
+
+func median(v []float64) float64 {
+	v = slices.Sorted(slices.Values(v))
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func cmp(s, def string) string {
@@ -243,6 +254,8 @@ func (r *report) markdown(w io.Writer) {
 		}
 	}
 
+	r.bars(w)
+
 	fmt.Fprintf(w, "\n## Idle connections\n\n")
 	fmt.Fprintf(w, "Each connection is served once (one message and its answer), then held open. ")
 	fmt.Fprintf(w, "RSS per connection is the server's VmRSS growth divided by the connections; ")
@@ -265,6 +278,84 @@ func (r *report) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %d | %d | %d | %.0f | %d | %.1f | %d |\n",
 			s, ir.Opened, ir.RSSBeforeKB, ir.RSSAfterKB, ir.RSSPerConnB, ir.IdleTicks, ir.IdleSeconds, ir.Threads)
 	}
+}
+
+// ratioBar is one of the issue's bars that compares tcpoll with a peer.
+type ratioBar struct {
+	what, load, peer string
+	limit            float64
+	atLeast          bool // the ratio must be at least limit, not at most
+	figure           func(*LoadResult) float64
+}
+
+var ratioBars = []ratioBar{
+	{"server CPU per message", "50x16", "gnet", 0.8, false, cpuPerMsg},
+	{"server CPU per message", "1000x16", "gnet", 0.8, false, cpuPerMsg},
+	{"server CPU per message", "50x16", "c", 1.1, false, cpuPerMsg},
+	{"server CPU per message", "1000x16", "c", 1.1, false, cpuPerMsg},
+	{"msgs/s", "50x16", "gnet", 1, true, msgsPerSec},
+	{"msgs/s", "1000x16", "gnet", 1, true, msgsPerSec},
+	{"p99 latency", "50x1", "gnet", 1, false, p99},
+}
+
+func cpuPerMsg(l *LoadResult) float64  { return l.ServerCPUPerMsg }
+func msgsPerSec(l *LoadResult) float64 { return l.MsgsPerSec }
+func p99(l *LoadResult) float64        { return l.P99 }
+
+// bars checks tcpoll against the project's bars: each ratio is taken
+// between the two servers' runs of one round, which are closer in time
+// than any other pair, and the bar judges the median over the rounds.
+func (r *report) bars(w io.Writer) {
+	if !r.passed("tcpoll") {
+		return
+	}
+	fmt.Fprintf(w, "\n## The project's bars\n\n")
+	fmt.Fprintf(w, "tcpoll's figure over the peer's, per round (both fresh servers of the same round), and the median of those ratios, which the bar judges.\n\n")
+	fmt.Fprintf(w, "| bar | per round | median | |\n|---|---|---:|---|\n")
+	for _, b := range ratioBars {
+		op := "≤"
+		if b.atLeast {
+			op = "≥"
+		}
+		label := fmt.Sprintf("%s at %s %s %.1f× %s", b.what, loadLabel(b.load), op, b.limit, b.peer)
+		ours, theirs := r.byRound[[2]string{"tcpoll", b.load}], r.byRound[[2]string{b.peer, b.load}]
+		var rounds []int
+		for n := range ours {
+			if theirs[n] != nil && b.figure(theirs[n]) > 0 {
+				rounds = append(rounds, n)
+			}
+		}
+		if !r.passed(b.peer) || len(rounds) == 0 {
+			fmt.Fprintf(w, "| %s | not measured | | |\n", label)
+			continue
+		}
+		slices.Sort(rounds)
+		var ratios []float64
+		var each []string
+		for _, n := range rounds {
+			x := b.figure(ours[n]) / b.figure(theirs[n])
+			ratios = append(ratios, x)
+			each = append(each, fmt.Sprintf("%.2f", x))
+		}
+		m := median(ratios)
+		met := m <= b.limit
+		if b.atLeast {
+			met = m >= b.limit
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f | %s |\n", label, strings.Join(each, " "), m, metWord(met))
+	}
+	if ir := r.idle["tcpoll"]; ir != nil {
+		fmt.Fprintf(w, "| idle RSS ≤ 64 B per connection | | %.0f B | %s |\n", ir.RSSPerConnB, metWord(ir.RSSPerConnB <= 64))
+		fmt.Fprintf(w, "| idle CPU ticks = 0 | | %d | %s |\n", ir.IdleTicks, metWord(ir.IdleTicks == 0))
+	}
+	fmt.Fprintf(w, "\nThe framing bar (≥ 1 GB/s on 16-byte messages, 0 allocs/op) is measured by bench/micro: see micro.md.\n")
+}
+
+func metWord(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
 }
 
 func mdEscape(s string) string {
