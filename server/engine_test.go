@@ -534,23 +534,16 @@ func TestCloseQueuedInput(t *testing.T) {
 	if got != server.Closing || err != nil {
 		t.Fatalf("read %q then %v; want %q then EOF", got, err, server.Closing)
 	}
-	raw, err := c.c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var soErr int
-	raw.Control(func(fd uintptr) {
-		soErr, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
-	})
+	soErr, err := pendingError(c.c)
 	if err != nil {
 		t.Fatalf("SO_ERROR: %v", err)
 	}
 	if !lingers(s) {
-		t.Logf("evio: SO_ERROR %v", syscall.Errno(soErr))
+		t.Logf("evio: SO_ERROR %v", soErr)
 		return
 	}
 	if soErr != 0 {
-		t.Fatalf("the connection was reset (SO_ERROR %v): the server closed it with input unread", syscall.Errno(soErr))
+		t.Fatalf("the connection was reset (SO_ERROR %v): the server closed it with input unread", soErr)
 	}
 }
 
