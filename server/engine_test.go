@@ -310,10 +310,13 @@ func TestPipelining(t *testing.T) {
 	}
 	b.WriteString("close\n")
 	sent := sendAsync(t, c.c, b.String(), true)
-	c.expectEnd(acks(n, true))
+	got, err := c.readEnd()
 	// The answers can all arrive before the writer's CloseWrite: wait for
-	// it, so the connection is not closed under it by the cleanup.
+	// it before anything closes the connection under it.
 	<-sent
+	if want := acks(n, true); got != want || err != nil {
+		t.Fatalf("read %d bytes then %v; want %d then EOF", len(got), err, len(want))
+	}
 }
 
 // sendAsync writes s from another goroutine, so a test can read meanwhile,
