@@ -303,14 +303,14 @@ func msgsPerSec(l *LoadResult) float64 { return l.MsgsPerSec }
 func p99(l *LoadResult) float64        { return l.P99 }
 
 // bars checks tcpoll against the project's bars: each ratio is taken
-// between the two servers' runs of one round, which are closer in time
-// than any other pair, and the bar judges the median over the rounds.
+// between the two servers' runs of one load in one round, which bench/run
+// makes seconds apart, and the bar judges the median over the rounds.
 func (r *report) bars(w io.Writer) {
 	if !r.passed("tcpoll") {
 		return
 	}
 	fmt.Fprintf(w, "\n## The project's bars\n\n")
-	fmt.Fprintf(w, "tcpoll's figure over the peer's, per round (both fresh servers of the same round), and the median of those ratios, which the bar judges.\n\n")
+	fmt.Fprintf(w, "tcpoll's figure over the peer's in each round, where the two ran one after the other on fresh instances, and the median of those ratios, which the bar judges.\n\n")
 	fmt.Fprintf(w, "| bar | per round | median | |\n|---|---|---:|---|\n")
 	for _, b := range ratioBars {
 		op := "≤"
