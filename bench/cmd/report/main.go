@@ -342,7 +342,7 @@ func (r *report) bars(w io.Writer) {
 		if b.atLeast {
 			met = m >= b.limit
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2f | %s |\n", label, strings.Join(each, " "), m, metWord(met))
+		fmt.Fprintf(w, "| %s | %s | %.3f | %s |\n", label, strings.Join(each, " "), m, metWord(met))
 	}
 	if ir := r.idle["tcpoll"]; ir != nil {
 		fmt.Fprintf(w, "| idle RSS ≤ 64 B per connection | | %.0f B | %s |\n", ir.RSSPerConnB, metWord(ir.RSSPerConnB <= 64))
