@@ -201,6 +201,21 @@ func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// pendingError reads and clears the socket's pending error: a reset the
+// kernel received leaves one there even after the data before it was read.
+func pendingError(c *net.TCPConn) (syscall.Errno, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	cerr := raw.Control(func(fd uintptr) { n, err = soErrorOf(fd) })
+	if cerr != nil {
+		return 0, cerr
+	}
+	return syscall.Errno(n), err
+}
+
 // waitFor polls cond until it holds or ioTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

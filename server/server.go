@@ -12,8 +12,8 @@
 // waiting for it (sched_yield) once per millisecond. When the server shares
 // its CPUs with other busy threads, that cuts the latency tail and raises
 // the median: in bench/run at 50×1, p99 went from about 5 ms to under 2 ms
-// and p50 from about 100 to 300 µs. When no other thread waits for the CPU,
-// the call returns at once.
+// in most rounds (not all: see the README) and p50 from about 100 to 300 µs.
+// When no other thread waits for the CPU, the call returns at once.
 package server
 
 import (

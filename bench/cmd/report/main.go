@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -108,9 +109,8 @@ type report struct {
 	servers []string // in the order first seen
 	loads   []string
 	check   map[string]Record
-	load    map[[2]string]*LoadResult // [server, load]: medians over rounds
-	byRound map[[2]string]map[int]*LoadResult
-	rounds  map[[2]string]int
+	load    map[[2]string]*LoadResult         // [server, load]: medians over rounds
+	byRound map[[2]string]map[int]*LoadResult // [server, load]: each round's
 	loadErr map[[2]string]string
 	idle    map[string]*IdleResult
 	idleErr map[string]string
@@ -121,12 +121,10 @@ func build(recs []Record) *report {
 		check:   map[string]Record{},
 		load:    map[[2]string]*LoadResult{},
 		byRound: map[[2]string]map[int]*LoadResult{},
-		rounds:  map[[2]string]int{},
 		loadErr: map[[2]string]string{},
 		idle:    map[string]*IdleResult{},
 		idleErr: map[string]string{},
 	}
-	runs := map[[2]string][]LoadResult{}
 	for _, rec := range recs {
 		if !slices.Contains(r.servers, rec.Server) {
 			r.servers = append(r.servers, rec.Server)
@@ -144,7 +142,6 @@ func build(recs []Record) *report {
 				r.loadErr[k] = cmp(rec.Error, "no result")
 				continue
 			}
-			runs[k] = append(runs[k], lr)
 			if r.byRound[k] == nil {
 				r.byRound[k] = map[int]*LoadResult{}
 			}
@@ -158,20 +155,19 @@ func build(recs []Record) *report {
 			r.idle[rec.Server] = &ir
 		}
 	}
-	for k, rs := range runs {
-		r.load[k] = medians(rs)
-		r.rounds[k] = len(rs)
+	for k, rounds := range r.byRound {
+		r.load[k] = medians(slices.Collect(maps.Values(rounds)))
 	}
 	return r
 }
 
 // medians gives each figure's median over the rounds, taken figure by
 // figure, and the failures of all rounds added up.
-func medians(rs []LoadResult) *LoadResult {
+func medians(rs []*LoadResult) *LoadResult {
 	med := func(f func(*LoadResult) float64) float64 {
 		v := make([]float64, len(rs))
-		for i := range rs {
-			v[i] = f(&rs[i])
+		for i, r := range rs {
+			v[i] = f(r)
 		}
 		return median(v)
 	}
@@ -250,7 +246,7 @@ func (r *report) markdown(w io.Writer) {
 			}
 			fail := lr.Mismatches + lr.Errors + lr.Timeouts
 			fmt.Fprintf(w, "| %s | %s | %d | %s | %.0f | %.0f | %.0f | %.2f | %d |\n",
-				s, loadLabel(l), r.rounds[k], thousands(lr.MsgsPerSec), lr.P50, lr.P99, lr.P999, lr.ServerCPUPerMsg, fail)
+				s, loadLabel(l), len(r.byRound[k]), thousands(lr.MsgsPerSec), lr.P50, lr.P99, lr.P999, lr.ServerCPUPerMsg, fail)
 		}
 	}
 
