@@ -76,6 +76,12 @@ type Config struct {
 	// IdleTimeout closes a connection that sent nothing for that long.
 	// Zero means never.
 	IdleTimeout time.Duration
+	// DirectSend makes the poll engine on Linux write each connection's
+	// answers with its own send(2), instead of submitting all the answers of
+	// a loop's turn in one io_uring_enter(2). The server falls back to it by
+	// itself where io_uring is missing or not allowed. Other engines and
+	// systems always send directly.
+	DirectSend bool
 	// Logger receives connection events at Info and each message at Debug.
 	// Nil discards logs.
 	Logger *slog.Logger

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,15 @@ const (
 	stEOF      // the client half-closed: close outright, nothing to drain
 	stLinger   // FIN sent; discarding input until EOF or lingerTime
 	stDraining // shutdown: answer what is readable, then close
+	stBatched  // answers wait in the loop's send batch; c.out is nil
 )
+
+// resUnsent marks a batched send the ring did not make.
+const resUnsent = math.MinInt32
+
+// A batch's sends are made once it holds this many bytes, so that one turn
+// of long pipelines does not grow the arena without bound.
+const maxArena = 256 << 10
 
 type pollEngine struct {
 	cfg   *Config
@@ -216,6 +225,14 @@ type loop struct {
 	protos map[int32]Protocol
 	free   []*outBuf
 
+	// ring sends a turn's answers together (see sendRing); nil where
+	// io_uring is unavailable or Config.DirectSend is set. Until the turn
+	// ends, arena holds the answers and ents says whose they are.
+	ring  *sendRing
+	arena []byte
+	ents  []batchEnt
+	res   []int32
+
 	acceptOff   bool   // listener unwatched after EMFILE and the like
 	acceptRetry uint32 // ticks at which to watch it again
 	backoff     time.Duration
@@ -251,8 +268,16 @@ func newLoop(e *pollEngine, lfd int, ownsLn bool) (*loop, error) {
 	if !e.cfg.builtin {
 		protos = make(map[int32]Protocol)
 	}
+	var ring *sendRing
+	if !e.cfg.DirectSend {
+		if ring, err = newSendRing(); err != nil {
+			e.cfg.Logger.Info("sending with send(2)", "reason", err)
+			ring = nil
+		}
+	}
 	return &loop{
 		e:         e,
+		ring:      ring,
 		protos:    protos,
 		p:         p,
 		lfd:       lfd,
@@ -269,6 +294,7 @@ func newLoop(e *pollEngine, lfd int, ownsLn bool) (*loop, error) {
 
 func (l *loop) run() {
 	defer l.p.Close()
+	defer l.closeRing()
 	defer l.flushStats()
 	for {
 		if l.stop.Load() {
@@ -283,6 +309,8 @@ func (l *loop) run() {
 				return
 			}
 		}
+		l.sendBatch()
+		l.flushStats()
 		l.shareCPU()
 		n, err := l.p.Wait(l.events, l.timeout())
 		if err != nil {
@@ -312,7 +340,6 @@ func (l *loop) run() {
 			}
 		}
 		l.expire()
-		l.flushStats()
 	}
 }
 
@@ -620,6 +647,13 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 			return
 		}
 	}
+	if c.state&stBatched != 0 {
+		// Whether the answers still need the socket decides how to close.
+		l.sendBatch()
+		if c.state&stOpen == 0 {
+			return
+		}
+	}
 	if c.out == nil {
 		l.closeGracefully(c, fd)
 		return
@@ -668,6 +702,9 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 	if len(out) == 0 {
 		return true
 	}
+	if c.out == nil && l.ring != nil {
+		return l.queue(c, fd, out)
+	}
 	if c.out == nil {
 		n, err := send(fd, out)
 		if err != nil && err != unix.EAGAIN {
@@ -679,6 +716,14 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 			return true
 		}
 		out = out[n:]
+	}
+	return l.keep(c, fd, out)
+}
+
+// keep queues answers the socket did not take until it is writable. It
+// reports false if the connection had to be closed.
+func (l *loop) keep(c *conn, fd int, out []byte) bool {
+	if c.out == nil {
 		c.out = l.getBuf()
 	}
 	c.out.append(out, l.e.cfg.MaxPendingOutput+MaxExpansion)
@@ -687,7 +732,90 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 		l.e.st.Backpressure.Add(1)
 	}
 	l.setInterest(c, fd)
+	return c.state&stOpen != 0
+}
+
+// queue adds answers to the turn's send batch. It reports false if the
+// connection had to be closed.
+func (l *loop) queue(c *conn, fd int, out []byte) bool {
+	if c.state&stBatched != 0 {
+		if last := &l.ents[len(l.ents)-1]; last.fd == int32(fd) {
+			l.arena = append(l.arena, out...)
+			last.n += int32(len(out))
+			return true
+		}
+		// Answers of this connection wait behind another's: send them
+		// first, so that these follow them on the wire.
+		l.sendBatch()
+		if c.state&stOpen == 0 {
+			return false
+		}
+		if c.out != nil {
+			return l.keep(c, fd, out)
+		}
+	}
+	l.ents = append(l.ents, batchEnt{fd: int32(fd), off: int32(len(l.arena)), n: int32(len(out))})
+	l.arena = append(l.arena, out...)
+	c.state |= stBatched
+	if len(l.arena) >= maxArena {
+		l.sendBatch()
+		return c.state&stOpen != 0
+	}
 	return true
+}
+
+// batchEnt is one connection's answers in a send batch: arena[off:off+n].
+type batchEnt struct{ fd, off, n int32 }
+
+// sendBatch sends the answers of the turn so far, one io_uring_enter for
+// them all, then handles each result as write handles send(2)'s.
+func (l *loop) sendBatch() {
+	if len(l.ents) == 0 {
+		return
+	}
+	res := l.res[:0]
+	for range l.ents {
+		res = append(res, resUnsent)
+	}
+	l.res = res
+	if err := l.ring.sendAll(l.ents, l.arena, res); err != nil {
+		l.e.cfg.Logger.Warn("io_uring failed: sending with send(2) from now on", "err", err)
+		l.closeRing()
+	}
+	for i, e := range l.ents {
+		fd := int(e.fd)
+		c := l.e.table.get(fd)
+		c.state &^= stBatched
+		out := l.arena[e.off : e.off+e.n]
+		var err error
+		n := int(res[i])
+		switch {
+		case n == resUnsent:
+			n, err = send(fd, out)
+		case n < 0:
+			n, err = 0, unix.Errno(-n)
+		}
+		if err != nil && err != unix.EAGAIN {
+			l.fail(c, fd, err)
+			continue
+		}
+		l.bytesOut += int64(n)
+		if n < len(out) {
+			l.keep(c, fd, out[n:])
+		}
+	}
+	l.ents = l.ents[:0]
+	if cap(l.arena) > maxArena {
+		l.arena = nil // one turn's peak need not stay resident
+	}
+	l.arena = l.arena[:0]
+}
+
+func (l *loop) closeRing() {
+	if l.ring != nil {
+		l.ring.close()
+		l.ring = nil
+	}
 }
 
 // flush writes pending answers on a write event. It reports false if the
@@ -761,6 +889,13 @@ func (l *loop) fail(c *conn, fd int, err error) {
 
 // closeConn releases everything the connection holds.
 func (l *loop) closeConn(c *conn, fd int, why string) {
+	if c.state&stBatched != 0 {
+		// Its answers go out before the descriptor closes.
+		l.sendBatch()
+		if c.state&stOpen == 0 {
+			return
+		}
+	}
 	if c.state&stLinger != 0 {
 		l.linger.remove(l.e, fd)
 	} else {

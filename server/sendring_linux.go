@@ -1,0 +1,229 @@
+//go:build !evio && !stdnet
+
+package server
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sendRing sends a loop's answers for many connections with one system
+// call: an io_uring (io_uring(7)) used for IORING_OP_SEND only.
+//
+// Why: a send wakes the client, and on a machine where clients and server
+// share CPUs the woken client preempts the server when that send returns to
+// user space. With one send(2) per connection the server is preempted about
+// once per connection it answers; with every answer of a turn submitted in
+// one io_uring_enter(2), once per turn. Measured on two CPUs shared with the
+// load generator (`tcpoll load -c 50 -p 16`): 20,000 against 1,100 server
+// context switches per second, and server CPU per message 0.42 against
+// 0.27 µs in a C prototype of each; see the README's performance section.
+//
+// Readiness, reads and everything else stay on the epoll poller; only the
+// sends a turn makes move here. Each send carries MSG_DONTWAIT, which makes
+// io_uring complete it at once with what send(2) would return (the count
+// written, or -EAGAIN) instead of waiting for room in the socket, so the
+// engine handles a partial send exactly as it would after send(2).
+type sendRing struct {
+	fd      int
+	entries uint32
+	mem     []byte // the SQ and CQ rings (IORING_FEAT_SINGLE_MMAP)
+	sqeMem  []byte
+
+	sqTail  *uint32
+	sqMask  uint32
+	sqArray []uint32
+	sqes    []ringSQE
+	cqHead  *uint32
+	cqTail  *uint32
+	cqMask  uint32
+	cqes    []ringCQE
+}
+
+// The kernel's ABI, from include/uapi/linux/io_uring.h.
+const (
+	ioringOpSend         = 26
+	ioringSetupCoopTask  = 1 << 8 // IORING_SETUP_COOP_TASKRUN, Linux 5.19
+	ioringFeatSingleMmap = 1 << 0
+	ioringEnterGetEvents = 1 << 0
+	ioringOffSQRing      = 0
+	ioringOffSQEs        = 0x10000000
+	sendRingEntries      = 256
+	sendFlags            = unix.MSG_NOSIGNAL | unix.MSG_DONTWAIT
+	sendRingRetries      = 16
+)
+
+type ioringParams struct {
+	sqEntries, cqEntries, flags, sqThreadCPU, sqThreadIdle, features, wqFD uint32
+	resv                                                                   [3]uint32
+	sqOff                                                                  struct {
+		head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
+		userAddr                                                        uint64
+	}
+	cqOff struct {
+		head, tail, ringMask, ringEntries, overflow, cqes, flags, resv1 uint32
+		userAddr                                                        uint64
+	}
+}
+
+type ringSQE struct {
+	opcode   uint8
+	flags    uint8
+	ioprio   uint16
+	fd       int32
+	off      uint64
+	addr     uint64
+	len      uint32
+	opFlags  uint32
+	userData uint64
+	bufIndex uint16
+	persona  uint16
+	spliceFD int32
+	addr3    uint64
+	_        uint64
+}
+
+type ringCQE struct {
+	userData uint64
+	res      int32
+	flags    uint32
+}
+
+// newSendRing sets up a ring, or fails where io_uring is missing (before
+// Linux 5.6 for IORING_OP_SEND), disabled (kernel.io_uring_disabled) or
+// filtered (seccomp, as in Docker's default profile); the engine then sends
+// with send(2).
+func newSendRing() (*sendRing, error) {
+	var p ioringParams
+	p.flags = ioringSetupCoopTask
+	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, sendRingEntries, uintptr(unsafe.Pointer(&p)), 0)
+	if errno == unix.EINVAL {
+		// Before 5.19: no COOP_TASKRUN, which only spares interrupts for
+		// task work this ring never has.
+		p = ioringParams{}
+		fd, _, errno = unix.Syscall(unix.SYS_IO_URING_SETUP, sendRingEntries, uintptr(unsafe.Pointer(&p)), 0)
+	}
+	if errno != 0 {
+		return nil, os.NewSyscallError("io_uring_setup", errno)
+	}
+	r := &sendRing{fd: int(fd), entries: p.sqEntries}
+	if p.features&ioringFeatSingleMmap == 0 {
+		r.close()
+		return nil, errors.New("io_uring: no IORING_FEAT_SINGLE_MMAP (Linux 5.4)")
+	}
+	size := max(p.sqOff.array+p.sqEntries*4, p.cqOff.cqes+p.cqEntries*uint32(unsafe.Sizeof(ringCQE{})))
+	var err error
+	if r.mem, err = unix.Mmap(r.fd, ioringOffSQRing, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE); err != nil {
+		r.close()
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	if r.sqeMem, err = unix.Mmap(r.fd, ioringOffSQEs, int(p.sqEntries)*int(unsafe.Sizeof(ringSQE{})), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE); err != nil {
+		r.close()
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	u32 := func(off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
+	r.sqTail = u32(p.sqOff.tail)
+	r.sqMask = *u32(p.sqOff.ringMask)
+	r.sqArray = unsafe.Slice(u32(p.sqOff.array), p.sqEntries)
+	r.sqes = unsafe.Slice((*ringSQE)(unsafe.Pointer(&r.sqeMem[0])), p.sqEntries)
+	r.cqHead = u32(p.cqOff.head)
+	r.cqTail = u32(p.cqOff.tail)
+	r.cqMask = *u32(p.cqOff.ringMask)
+	r.cqes = unsafe.Slice((*ringCQE)(unsafe.Pointer(&r.mem[p.cqOff.cqes])), p.cqEntries)
+	return r, nil
+}
+
+func (r *sendRing) close() {
+	if r.sqeMem != nil {
+		unix.Munmap(r.sqeMem)
+	}
+	if r.mem != nil {
+		unix.Munmap(r.mem)
+	}
+	unix.Close(r.fd)
+}
+
+// sendAll sends arena[e.off:e.off+e.n] on each e.fd and stores in res[i]
+// what send(2) would have returned for ents[i]: the bytes written, or a
+// negated errno. An error means the ring failed; entries it did not send
+// keep res[i] == resUnsent, and the ring must not be used again.
+func (r *sendRing) sendAll(ents []batchEnt, arena []byte, res []int32) error {
+	defer runtime.KeepAlive(arena)
+	for start := 0; start < len(ents); {
+		n := min(len(ents)-start, int(r.entries))
+		tail := atomic.LoadUint32(r.sqTail)
+		for i := range n {
+			e := &ents[start+i]
+			idx := (tail + uint32(i)) & r.sqMask
+			r.sqes[idx] = ringSQE{
+				opcode:   ioringOpSend,
+				fd:       e.fd,
+				addr:     uint64(uintptr(unsafe.Pointer(&arena[e.off]))),
+				len:      uint32(e.n),
+				opFlags:  sendFlags,
+				userData: uint64(start + i),
+			}
+			r.sqArray[idx] = idx
+		}
+		// The kernel reads the entries after it sees the new tail.
+		atomic.StoreUint32(r.sqTail, tail+uint32(n))
+		submitted, retries := 0, 0
+		for submitted < n {
+			k, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(n-submitted), 0, 0, 0, 0)
+			switch {
+			case errno == 0:
+				submitted += int(k)
+				continue
+			case (errno == unix.EAGAIN || errno == unix.EBUSY || errno == unix.EINTR) && retries < sendRingRetries:
+				retries++
+				r.reap(res)
+				continue
+			}
+			r.reap(res)
+			return os.NewSyscallError("io_uring_enter", errno)
+		}
+		if err := r.await(res, ents[start:start+n], start); err != nil {
+			return err
+		}
+		start += n
+	}
+	return nil
+}
+
+// await collects the completions of ents, which start at index base of
+// res. A MSG_DONTWAIT send completes while it is submitted, so the wait
+// for any still missing is a formality.
+func (r *sendRing) await(res []int32, ents []batchEnt, base int) error {
+	for {
+		r.reap(res)
+		missing := 0
+		for i := range ents {
+			if res[base+i] == resUnsent {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, uintptr(missing), ioringEnterGetEvents, 0, 0)
+		if errno != 0 && errno != unix.EINTR {
+			return os.NewSyscallError("io_uring_enter", errno)
+		}
+	}
+}
+
+// reap stores the results of the completions in the CQ ring.
+func (r *sendRing) reap(res []int32) {
+	head := atomic.LoadUint32(r.cqHead)
+	tail := atomic.LoadUint32(r.cqTail)
+	for ; head != tail; head++ {
+		c := &r.cqes[head&r.cqMask]
+		res[c.userData] = c.res
+	}
+	atomic.StoreUint32(r.cqHead, head)
+}
