@@ -111,14 +111,34 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		}
 		e.loops = append(e.loops, l)
 	}
+	if !cfg.DirectSend {
+		e.openRings()
+	}
 	e.lnRef.Store(int32(len(e.loops)))
 	return e, nil
 }
 
-// closeAll releases the listeners and pollers of an engine that never
-// served.
+// openRings gives each loop a sendRing where io_uring works.
+func (e *pollEngine) openRings() {
+	for _, l := range e.loops {
+		r, err := newSendRing()
+		if err != nil {
+			e.cfg.Logger.Info("answers sent with send(2): no io_uring", "err", err)
+			for _, m := range e.loops {
+				m.closeRing()
+			}
+			return
+		}
+		l.ring = r
+	}
+	e.cfg.Logger.Info("answers sent through io_uring")
+}
+
+// closeAll releases the listeners, pollers and rings of an engine that
+// never served.
 func (e *pollEngine) closeAll() {
 	for _, l := range e.loops {
+		l.closeRing()
 		if l.ownsLn {
 			unix.Close(l.lfd)
 		}
@@ -268,16 +288,8 @@ func newLoop(e *pollEngine, lfd int, ownsLn bool) (*loop, error) {
 	if !e.cfg.builtin {
 		protos = make(map[int32]Protocol)
 	}
-	var ring *sendRing
-	if !e.cfg.DirectSend {
-		if ring, err = newSendRing(); err != nil {
-			e.cfg.Logger.Info("sending with send(2)", "reason", err)
-			ring = nil
-		}
-	}
 	return &loop{
 		e:         e,
-		ring:      ring,
 		protos:    protos,
 		p:         p,
 		lfd:       lfd,

@@ -2,18 +2,12 @@
 
 package server
 
-import (
-	"errors"
-	"fmt"
-	"runtime"
-)
+import "errors"
 
-// sendRing is io_uring's, which the BSDs do not have: their loops always
-// send with send(2). The methods exist for the portable engine only.
+// sendRing is io_uring's, which the BSDs do not have: newSendRing fails,
+// so their loops always send with send(2).
 type sendRing struct{}
 
-var errNoRing = fmt.Errorf("server: no io_uring on %s: %w", runtime.GOOS, errors.ErrUnsupported)
-
-func newSendRing() (*sendRing, error)                       { return nil, errNoRing }
-func (*sendRing) sendAll([]batchEnt, []byte, []int32) error { return errNoRing }
+func newSendRing() (*sendRing, error)                       { return nil, errors.ErrUnsupported }
+func (*sendRing) sendAll([]batchEnt, []byte, []int32) error { return errors.ErrUnsupported }
 func (*sendRing) close()                                    {}

@@ -29,6 +29,7 @@ func serveCmd(args []string) error {
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "most concurrent connections (0 = descriptor limit)")
 	fs.IntVar(&cfg.MaxPendingOutput, "max-pending-output", server.DefaultMaxPendingOutput, "unread answers held per client before reading from it pauses, in `bytes`")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0 = never)")
+	fs.BoolVar(&cfg.DirectSend, "direct-send", false, "Linux: send each client's answers with its own send(2) instead of one io_uring_enter per loop turn")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	verbose := fs.Bool("v", false, "log every message (debug level)")
 	quiet := fs.Bool("q", false, "log warnings and errors only")
