@@ -27,11 +27,17 @@ import (
 
 var diffSeed = flag.Uint64("diff.seed", 1, "seed of TestDifferential's sessions")
 
-// diffEngines are the engines and the build tags that select them.
-var diffEngines = []struct{ name, tags string }{
-	{"poll", ""},
-	{"evio", "evio"},
-	{"stdnet", "stdnet"},
+// diffEngines are the engines, the build tags that select them, and serve
+// flags: poll-direct is the poll engine sending with send(2) rather than
+// through io_uring.
+var diffEngines = []struct {
+	name, tags string
+	flags      []string
+}{
+	{"poll", "", nil},
+	{"poll-direct", "", []string{"-direct-send"}},
+	{"evio", "evio", nil},
+	{"stdnet", "stdnet", nil},
 }
 
 // diffMaxMessage is the servers' -max-message: small, so long lines and
@@ -39,7 +45,7 @@ var diffEngines = []struct{ name, tags string }{
 const diffMaxMessage = 64
 
 // buildEngines builds cmd/tcpoll for every engine into a temporary
-// directory and returns the binaries by engine name. The go command's
+// directory and returns the binaries by build tags. The go command's
 // cache makes builds after the first one quick.
 func buildEngines(t *testing.T) map[string]string {
 	t.Helper()
@@ -56,6 +62,9 @@ func buildEngines(t *testing.T) map[string]string {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, e := range diffEngines {
+		if e.flags != nil {
+			continue // the binary of the entry without flags
+		}
 		bin := filepath.Join(dir, "tcpoll-"+e.name)
 		if runtime.GOOS == "windows" {
 			bin += ".exe"
@@ -74,7 +83,7 @@ func buildEngines(t *testing.T) map[string]string {
 				t.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 				return
 			}
-			bins[e.name] = bin
+			bins[e.tags] = bin
 		})
 	}
 	wg.Wait()
@@ -383,9 +392,10 @@ func TestDifferential(t *testing.T) {
 		for _, e := range diffEngines {
 			t.Run(e.name, func(t *testing.T) {
 				t.Parallel()
-				p := startProc(t, exec.Command(bins[e.name], "serve", "-addr", "127.0.0.1:0", "-max-message", fmt.Sprint(diffMaxMessage)))
-				if p.engine != e.name {
-					t.Errorf("engine %q, want %q", p.engine, e.name)
+				args := append([]string{"serve", "-addr", "127.0.0.1:0", "-max-message", fmt.Sprint(diffMaxMessage)}, e.flags...)
+				p := startProc(t, exec.Command(bins[e.tags], args...))
+				if want, _, _ := strings.Cut(e.name, "-"); p.engine != want {
+					t.Errorf("engine %q, want %q", p.engine, want)
 				}
 				tr := playAll(p.addr, sessions, 20)
 				if err := p.stop(); err != nil {
@@ -472,7 +482,7 @@ func TestDiffAcceptErrors(t *testing.T) {
 			t.Parallel()
 			// A limit set by the shell before exec is also the hard limit,
 			// which the Go runtime cannot raise.
-			p := startProc(t, exec.Command(sh, "-c", `ulimit -n 48 && exec "$0" serve -addr 127.0.0.1:0`, bins[e.name]))
+			p := startProc(t, exec.Command(sh, append([]string{"-c", `ulimit -n 48 && exec "$0" serve -addr 127.0.0.1:0 "$@"`, bins[e.tags]}, e.flags...)...))
 			var conns []net.Conn
 			for range 80 {
 				c, err := net.DialTimeout("tcp", p.addr, ioTimeout)

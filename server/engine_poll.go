@@ -769,7 +769,9 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 	l.ents = append(l.ents, batchEnt{fd: int32(fd), off: int32(len(l.arena)), n: int32(len(out))})
 	l.arena = append(l.arena, out...)
 	c.state |= stBatched
-	if len(l.arena) >= maxArena {
+	// A shutdown drain reads on until the socket is empty or the client
+	// stops taking answers: it must see each send's result to know which.
+	if len(l.arena) >= maxArena || c.state&stDraining != 0 {
 		l.sendBatch()
 		return c.state&stOpen != 0
 	}
@@ -790,9 +792,13 @@ func (l *loop) sendBatch() {
 		res = append(res, resUnsent)
 	}
 	l.res = res
-	if err := l.ring.sendAll(l.ents, l.arena, res); err != nil {
-		l.e.cfg.Logger.Warn("io_uring failed: sending with send(2) from now on", "err", err)
-		l.closeRing()
+	// What the ring did not send (all of it if the ring failed earlier in
+	// this turn) goes out below with send(2).
+	if l.ring != nil {
+		if err := l.ring.sendAll(l.ents, l.arena, res); err != nil {
+			l.e.cfg.Logger.Warn("io_uring failed: sending with send(2) from now on", "err", err)
+			l.closeRing()
+		}
 	}
 	for i, e := range l.ents {
 		fd := int(e.fd)

@@ -73,6 +73,11 @@ func startServer(t *testing.T, cfg server.Config) *server.Server {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
+	// TCPOLL_DIRECT_SEND=1 runs the suite on the send(2) path instead of
+	// io_uring's; .ci/run runs it both ways.
+	if os.Getenv("TCPOLL_DIRECT_SEND") == "1" {
+		cfg.DirectSend = true
+	}
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
