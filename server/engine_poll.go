@@ -321,9 +321,13 @@ func (l *loop) run() {
 				return
 			}
 		}
-		l.sendBatch()
+		sent := l.sendBatch()
 		l.flushStats()
-		l.shareCPU()
+		if sent {
+			yieldCPU()
+		} else {
+			l.shareCPU()
+		}
 		n, err := l.p.Wait(l.events, l.timeout())
 		if err != nil {
 			// Wait fails only on a closed poller or a broken epoll/kqueue
@@ -782,10 +786,20 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 type batchEnt struct{ fd, off, n int32 }
 
 // sendBatch sends the answers of the turn so far, one io_uring_enter for
-// them all, then handles each result as write handles send(2)'s.
-func (l *loop) sendBatch() {
+// them all, then handles each result as write handles send(2)'s. It reports
+// whether there was anything to send.
+//
+// After a turn's batch the loop offers its CPU (sched_yield) before it
+// waits again: the clients it just woke run now, on this CPU if they
+// share it, rather than when the loop blocks or a tick preempts it, and
+// their next requests are ready when it polls. Interleaved rounds against
+// the same server without the yield (`tcpoll load -c C -p P -d 3s`,
+// medians): at 50×1, p99 0.59 against 3.2 ms and CPU per message 4.8
+// against 6.1 µs; at 50×16, p99 0.5 against 4.2 ms and 0.23 against 0.37
+// µs; at 1000×16 no change (0.377 against 0.382 µs).
+func (l *loop) sendBatch() bool {
 	if len(l.ents) == 0 {
-		return
+		return false
 	}
 	res := l.res[:0]
 	for range l.ents {
@@ -827,6 +841,7 @@ func (l *loop) sendBatch() {
 		l.arena = nil // one turn's peak need not stay resident
 	}
 	l.arena = l.arena[:0]
+	return true
 }
 
 func (l *loop) closeRing() {
