@@ -371,7 +371,9 @@ func (l *loop) run() {
 // and the median rose from about 100 µs to 300 µs: shorter turns make more
 // messages wait a little and fewer wait a whole tick. Against a client of
 // goroutines on net.Conn, whose threads sleep often, neither moved. With no
-// other thread waiting, the system call returns at once.
+// other thread waiting, the system call returns at once. (Those figures are
+// the send(2) path's; a loop with a sendRing also yields after each batch:
+// see sendBatch.)
 func (l *loop) shareCPU() {
 	if t := l.e.ticks(); t != l.sharedAt {
 		l.sharedAt = t

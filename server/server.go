@@ -8,24 +8,25 @@
 // -tags stdnet for a goroutine per connection on package net (the default
 // where poll has no backend).
 //
-// On Linux, each of the native engine's loops gives its CPU to any thread
-// waiting for it (sched_yield) once per millisecond. When the server shares
-// its CPUs with other busy threads, that cuts the latency tail and raises
-// the median: in bench/run at 50×1, p99 went from about 5 ms to under 2 ms
-// in most rounds (not all: see the README) and p50 from about 100 to 300 µs.
-// When no other thread waits for the CPU, the call returns at once.
-//
-// On Linux, the native engine's loops also send through io_uring: the
-// answers of one turn, for every client whose input the loop read between
-// two waits, go out in one io_uring_enter(2) instead of one send(2) per
-// client. Each send wakes its client, and a woken client that shares the
-// server's CPU preempts the server as the system call returns: one call per
-// turn means one such preemption per turn, not one per client. In bench/run
-// that cut the server's CPU per message by a fifth to a third (see the
-// README). Readiness and reads stay on epoll. Where io_uring is missing,
-// disabled (kernel.io_uring_disabled) or filtered (seccomp, as in Docker's
-// default profile), or does not complete a MSG_DONTWAIT send at once (older
+// On Linux, the native engine's loops send through io_uring: the answers of
+// one turn, for every client whose input the loop read between two waits,
+// go out in one io_uring_enter(2) instead of one send(2) per client. Each
+// send wakes its client, and a woken client that shares the server's CPU
+// preempts the server as the system call returns: one call per turn means
+// one such preemption per turn, not one per client. The loop then yields
+// its CPU (sched_yield), so the clients it woke run at once and their next
+// requests are waiting when it polls again. Readiness and reads stay on
+// epoll; the README has the figures. Where io_uring is missing, disabled
+// (kernel.io_uring_disabled) or filtered (seccomp, as in Docker's default
+// profile), or does not complete a MSG_DONTWAIT send at once (older
 // kernels), the loops use send(2), which Config.DirectSend also selects.
+//
+// A loop that sent nothing in a turn, or sends with send(2), still yields
+// once per millisecond. When the server shares its CPUs with other busy
+// threads, that cuts the latency tail: on the send(2) path at 50×1, p99
+// went from about 5 ms to under 2 ms in most rounds, and p50 from about 100
+// to 300 µs. When no other thread waits for the CPU, the call returns at
+// once.
 package server
 
 import (
