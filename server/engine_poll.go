@@ -762,8 +762,9 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 			last.n += int32(len(out))
 			return true
 		}
-		// Answers of this connection wait behind another's: send them
-		// first, so that these follow them on the wire.
+		// Answers of this connection wait behind another's. Today's
+		// callers write a connection's answers back to back, so this is a
+		// guard: send the batch first, so that these follow on the wire.
 		l.sendBatch()
 		if c.state&stOpen == 0 {
 			return false
