@@ -274,12 +274,9 @@ func (r *report) markdown(w io.Writer) {
 			continue
 		}
 		ir, ticks := medianIdle(runs)
-		each := make([]string, len(runs))
-		for i, x := range runs {
-			each[i] = fmt.Sprintf("%.0f", x.RSSPerConnB)
-		}
+		rss, _ := idleSamples(runs)
 		fmt.Fprintf(w, "| %s | %d | %d | %d | %.0f | %s | %d | %.1f | %d |\n",
-			s, ir.Opened, ir.RSSBeforeKB, ir.RSSAfterKB, ir.RSSPerConnB, strings.Join(each, " "), ticks, ir.IdleSeconds, ir.Threads)
+			s, ir.Opened, ir.RSSBeforeKB, ir.RSSAfterKB, ir.RSSPerConnB, rss, ticks, ir.IdleSeconds, ir.Threads)
 	}
 }
 
@@ -349,14 +346,9 @@ func (r *report) bars(w io.Writer) {
 	}
 	if runs := r.idle["tcpoll"]; len(runs) > 0 {
 		ir, ticks := medianIdle(runs)
-		each := make([]string, len(runs))
-		ticksEach := make([]string, len(runs))
-		for i, x := range runs {
-			each[i] = fmt.Sprintf("%.0f", x.RSSPerConnB)
-			ticksEach[i] = fmt.Sprint(x.IdleTicks)
-		}
-		fmt.Fprintf(w, "| idle RSS ≤ 64 B per connection (median of instances) | %s | %.0f B | %s |\n", strings.Join(each, " "), ir.RSSPerConnB, metWord(ir.RSSPerConnB <= 64))
-		fmt.Fprintf(w, "| idle CPU ticks = 0 (every instance) | %s | %d | %s |\n", strings.Join(ticksEach, " "), ticks, metWord(ticks == 0))
+		rss, ticksEach := idleSamples(runs)
+		fmt.Fprintf(w, "| idle RSS ≤ 64 B per connection (median of instances) | %s | %.0f B | %s |\n", rss, ir.RSSPerConnB, metWord(ir.RSSPerConnB <= 64))
+		fmt.Fprintf(w, "| idle CPU ticks = 0 (every instance) | %s | %d | %s |\n", ticksEach, ticks, metWord(ticks == 0))
 	}
 	fmt.Fprintf(w, "\nThe framing bar (≥ 1 GB/s on 16-byte messages, 0 allocs/op) is measured by bench/micro: see micro.md.\n")
 }
@@ -371,6 +363,17 @@ func medianIdle(runs []*IdleResult) (*IdleResult, int64) {
 		ticks = max(ticks, x.IdleTicks)
 	}
 	return sorted[(len(sorted)-1)/2], ticks
+}
+
+// idleSamples lists every run's RSS per connection and idle ticks.
+func idleSamples(runs []*IdleResult) (rss, ticks string) {
+	r := make([]string, len(runs))
+	t := make([]string, len(runs))
+	for i, x := range runs {
+		r[i] = fmt.Sprintf("%.0f", x.RSSPerConnB)
+		t[i] = fmt.Sprint(x.IdleTicks)
+	}
+	return strings.Join(r, " "), strings.Join(t, " ")
 }
 
 func metWord(ok bool) string {
