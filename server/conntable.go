@@ -14,10 +14,10 @@ import (
 // belongs to the loop, and an output buffer exists only while answers wait
 // for the socket.
 type conn struct {
-	// gen is the slot's generation, the upper half of the poll token, so an
-	// event for a closed connection never reaches its successor. Atomic:
-	// a descriptor number closed by one loop can be accepted by another.
-	gen      atomic.Uint32
+	// handoff passes the slot from the loop that closes a descriptor to
+	// the loop that accepts its number next (see loop): its only
+	// synchronisation, so the race detector sees any other crossing.
+	handoff  atomic.Uint32
 	state    uint8
 	interest poll.Interest
 	// since is the tick of the last input (active list) or of the FIN
@@ -37,7 +37,7 @@ func (c *conn) pending() int {
 	return len(c.out.b) - c.out.off
 }
 
-// reset clears the connection's state but keeps its generation.
+// reset clears the connection's state.
 func (c *conn) reset() {
 	c.state, c.interest, c.since = 0, 0, 0
 	c.prev, c.next = -1, -1
@@ -53,7 +53,8 @@ const (
 // connTable maps descriptor numbers to connections. Descriptors are small
 // dense integers, so a two-level array beats a map: no hashing, no
 // per-entry allocation, and chunks are allocated only as numbers get used.
-// Loops share it; each touches only the slots of its own connections.
+// Loops share it; each touches only the slots of its own connections,
+// from accept to close(2).
 type connTable struct {
 	dir [dirSize]atomic.Pointer[[chunkSize]conn]
 }

@@ -47,6 +47,40 @@ func parseListen(addr string) (listenSpec, error) {
 	return spec, nil
 }
 
+// errNoDualStack reports a system that refuses an IPv6 socket that also
+// takes IPv4 (IPV6_V6ONLY off), as OpenBSD and DragonFly do.
+var errNoDualStack = errors.New("server: no dual-stack IPv6 sockets")
+
+// listenAll opens the listening sockets for spec: one, or where the
+// system has no dual-stack sockets, one per family on the same port.
+func listenAll(spec listenSpec) ([]int, error) {
+	fd, err := listen(spec, reusePort)
+	if err == nil {
+		return []int{fd}, nil
+	}
+	if !errors.Is(err, errNoDualStack) {
+		return nil, err
+	}
+	v4, err := listen(listenSpec{ip: netip.IPv4Unspecified(), port: spec.port}, reusePort)
+	if err != nil {
+		return nil, err
+	}
+	if spec.port == 0 {
+		a, err := boundAddr(v4)
+		if err != nil {
+			unix.Close(v4)
+			return nil, err
+		}
+		spec.port = a.Port
+	}
+	v6, err := listen(listenSpec{ip: netip.IPv6Unspecified(), port: spec.port}, reusePort)
+	if err != nil {
+		unix.Close(v4)
+		return nil, err
+	}
+	return []int{v4, v6}, nil
+}
+
 // listen opens a non-blocking listening socket. With no IP it listens on
 // every interface: an IPv6 socket that also takes IPv4 (IPV6_V6ONLY off),
 // or plain IPv4 where the host has no IPv6.
@@ -98,6 +132,10 @@ func listen(spec listenSpec, reuse bool) (int, error) {
 			v6only = 1
 		}
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+			if v6only == 0 {
+				unix.Close(fd)
+				return -1, fmt.Errorf("%w: %w", errNoDualStack, os.NewSyscallError("setsockopt", err))
+			}
 			return fail("setsockopt", err)
 		}
 	}

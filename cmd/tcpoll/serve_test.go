@@ -103,10 +103,16 @@ func startServer(t *testing.T, nofile int, flags ...string) *proc {
 // startServerEnv is startServer with more environment variables.
 func startServerEnv(t *testing.T, env []string, nofile int, flags ...string) *proc {
 	t.Helper()
+	return startServerBin(t, tcpollBin, env, nofile, flags...)
+}
+
+// startServerBin is startServerEnv with another tcpoll binary.
+func startServerBin(t *testing.T, bin string, env []string, nofile int, flags ...string) *proc {
+	t.Helper()
 	args := []string{"-c", `ulimit -n "$1" || exit 111; shift; exec "$0" serve "$@"`,
-		tcpollBin, strconv.Itoa(nofile)}
+		bin, strconv.Itoa(nofile)}
 	if nofile == 0 {
-		args = []string{"-c", `shift; exec "$0" serve "$@"`, tcpollBin, "-"}
+		args = []string{"-c", `shift; exec "$0" serve "$@"`, bin, "-"}
 	}
 	args = append(args, "-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0")
 	args = append(args, flags...)

@@ -1,0 +1,132 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import (
+	"time"
+
+	"github.com/tcpoll/poll"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// acceptBatch bounds the accepts per listener event, so a connection
+	// storm cannot starve the loop's clients.
+	acceptBatch = 64
+	// acceptQueued bounds the accepts that empty a listener's queue before
+	// it closes: the kernel caps the backlog at somaxconn (4096 by default
+	// on Linux), so this is that and the arrivals while it is taken.
+	acceptQueued = 1 << 14
+	maxBackoff   = time.Second
+)
+
+// accept takes up to n connections queued on listener i and reports
+// whether the queue is empty.
+func (l *loop) accept(i, n int) bool {
+	cfg, st := l.e.cfg, l.e.st
+	for range n {
+		fd, err := accept(l.lfds[i])
+		if err != nil {
+			switch err {
+			case unix.EAGAIN:
+				l.backoff = 0
+				return true
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM,
+				unix.EBADF, unix.EINVAL, unix.ENOTSOCK, unix.EFAULT:
+				// Out of descriptors or memory, or a broken listener. The
+				// listener stays readable, so keep polling it and the loop
+				// would spin: unwatch it until a connection of ours closes
+				// or the back-off passes.
+				st.AcceptErrors.Add(1)
+				l.e.acceptErr.Log("err", err)
+				l.unwatchListeners()
+				return true
+			}
+			// The connection failed while queued: ECONNABORTED, or an
+			// error accept(2) passes on from the new socket (EPROTO,
+			// ENETDOWN, EHOSTUNREACH, EPERM from a firewall, ...). The
+			// listener is fine and the queue may hold more: take the next.
+			continue
+		}
+		if !l.e.reserve() {
+			unix.Close(fd)
+			st.Rejected.Add(1)
+			l.e.rejected.Log("reason", "MaxConns", "max_conns", cfg.MaxConns)
+			continue
+		}
+		if err := l.open(fd); err != nil {
+			st.Open.Add(-1)
+			unix.Close(fd)
+			st.AcceptErrors.Add(1)
+			l.e.acceptErr.Log("err", err)
+		}
+	}
+	return false
+}
+
+func (l *loop) unwatchListeners() {
+	if l.acceptOff {
+		return
+	}
+	l.backoff = min(max(2*l.backoff, 10*time.Millisecond), maxBackoff)
+	for i, lfd := range l.lfds {
+		l.p.Modify(lfd, listenerToken|uint64(i), 0)
+	}
+	l.acceptOff = true
+	l.acceptRetry = l.e.ticks() + uint32(l.backoff/time.Millisecond)
+}
+
+func (l *loop) watchListeners() {
+	if !l.acceptOff || l.stopping {
+		return
+	}
+	l.acceptOff = false
+	for i, lfd := range l.lfds {
+		l.p.Modify(lfd, listenerToken|uint64(i), poll.Readable)
+	}
+}
+
+// open makes fd, just accepted, a connection of this loop.
+func (l *loop) open(fd int) error {
+	// Answers go out as soon as they are made; Nagle would hold a pipelined
+	// client's second answer until the first is acknowledged.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c, err := l.e.table.slot(fd)
+	if err != nil {
+		return err
+	}
+	// The slot is ours from here: this load orders what follows after the
+	// previous owner's last touch (see loop).
+	c.handoff.Load()
+	c.state = stOpen
+	c.interest = poll.Readable
+	if l.protos != nil {
+		l.protos[int32(fd)] = l.e.cfg.NewProtocol()
+	} else {
+		c.fr = newFramer(l.e.cfg.MaxMessage, l.e.cfg.Framing)
+	}
+	c.since = l.e.ticks()
+	if err := l.p.Add(fd, uint64(fd), poll.Readable); err != nil {
+		delete(l.protos, int32(fd))
+		c.reset()
+		c.handoff.Add(1)
+		return err
+	}
+	l.active.pushBack(l.e, fd)
+	l.e.st.Accepted.Add(1)
+	if l.logConns {
+		l.e.cfg.Logger.Debug("connection opened", "remote", peerName(fd), "fd", fd)
+	}
+	return nil
+}
+
+func peerName(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return "?"
+	}
+	if a := sockaddrTCP(sa); a != nil {
+		return a.String()
+	}
+	return "?"
+}

@@ -1,0 +1,114 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import "golang.org/x/sys/unix"
+
+// finish stops reading and closes the connection once its answers are
+// written. At EOF the protocol answers any unfinished message first.
+func (l *loop) finish(c *conn, fd int, eof bool) {
+	if eof {
+		var out []byte
+		if l.protos == nil {
+			out = c.fr.End(l.out[:0])
+			l.msgs += answered(out, true)
+		} else {
+			out = l.protos[int32(fd)].End(l.out[:0])
+		}
+		if !l.write(c, fd, out) {
+			return
+		}
+	}
+	c.state |= stNoRead | stClosing
+	switch {
+	case c.state&stBatched != 0:
+		// sendBatch goes on to closeGracefully once the answers are out.
+	case c.out == nil:
+		l.closeGracefully(c, fd)
+	default:
+		l.setInterest(c, fd) // flush goes on to closeGracefully
+	}
+}
+
+// closeGracefully ends a connection whose answers are all written. After
+// the client's EOF the socket is simply closed: FIN, nothing unread. Else
+// input may still arrive, and closing a socket with unread input sends a
+// reset, which can destroy answers the client has not read yet; so send the
+// FIN alone and drain until the client closes too, for at most lingerTime.
+func (l *loop) closeGracefully(c *conn, fd int) {
+	if c.state&stEOF != 0 {
+		l.drop(c, fd, "")
+		return
+	}
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+		l.drop(c, fd, "")
+		return
+	}
+	c.state |= stLinger
+	delete(l.protos, int32(fd))
+	l.active.remove(l.e, fd)
+	c.since = l.e.ticks()
+	l.linger.pushBack(l.e, fd)
+	l.setInterest(c, fd)
+}
+
+// fail drops a connection after a socket error.
+func (l *loop) fail(c *conn, fd int, err error) {
+	l.e.st.Resets.Add(1)
+	if l.logConns {
+		l.e.connErr.Log("fd", fd, "err", err)
+	}
+	l.drop(c, fd, "")
+}
+
+// drop ends a connection's life in the loop: it leaves its list, the
+// poller and the send batch, and what it holds is freed. Its descriptor
+// stays open until reap, at the end of the turn (see loop), and its slot
+// has state 0 meanwhile, so the turn's later events and batch entries for
+// it are ignored. Dropping twice is harmless.
+func (l *loop) drop(c *conn, fd int, why string) {
+	if c.state&stOpen == 0 {
+		return
+	}
+	if c.state&stLinger != 0 {
+		l.linger.remove(l.e, fd)
+	} else {
+		l.active.remove(l.e, fd)
+	}
+	l.p.Delete(fd)
+	if c.out != nil {
+		l.putBuf(c.out)
+	}
+	delete(l.protos, int32(fd))
+	if l.drain != nil {
+		delete(l.drain, fd)
+	}
+	c.reset()
+	l.dead = append(l.dead, int32(fd))
+	if l.logConns {
+		if why != "" {
+			l.e.cfg.Logger.Debug("connection closed", "fd", fd, "reason", why)
+		} else {
+			l.e.cfg.Logger.Debug("connection closed", "fd", fd)
+		}
+	}
+}
+
+// reap closes the descriptors dropped in this turn. It is the only place
+// that closes a connection's descriptor, and it runs where nothing in the
+// loop refers to one: at the end of the turn, after the batch is sent.
+func (l *loop) reap() {
+	if len(l.dead) == 0 {
+		return
+	}
+	for _, fd := range l.dead {
+		// The slot's last touch by this loop, before the number is free
+		// for another loop's accept.
+		l.e.table.get(int(fd)).handoff.Add(1)
+		unix.Close(int(fd))
+	}
+	l.e.st.Open.Add(-int64(len(l.dead)))
+	l.dead = l.dead[:0]
+	// Descriptors are free again: accepting may work now.
+	l.watchListeners()
+}

@@ -1,0 +1,116 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import "golang.org/x/sys/unix"
+
+// readsPerEvent bounds the reads a shutdown drain or a linger makes for one
+// event, so that a client that never stops sending cannot hold the loop;
+// the poller is level-triggered and reports what is left next turn.
+const readsPerEvent = 16
+
+// readable handles a read event: input for the protocol, or late input to
+// discard while lingering.
+func (l *loop) readable(c *conn, fd int) {
+	if c.state&stLinger != 0 {
+		l.discard(c, fd)
+		return
+	}
+	if c.state&(stPaused|stNoRead) != 0 {
+		return
+	}
+	for range readsPerEvent {
+		// Read no more than the answers to it can add while keeping this
+		// client's unwritten answers within MaxPendingOutput.
+		room := l.e.cfg.MaxPendingOutput - c.pending()
+		n := min(max(room/MaxExpansion, 1), len(l.buf))
+		if c.state&stDraining != 0 {
+			if l.drain[fd] == 0 {
+				l.endDrain(c, fd)
+				return
+			}
+			n = min(n, l.drain[fd])
+		}
+		n, err := recv(fd, l.buf[:n])
+		switch {
+		case err == unix.EAGAIN:
+			if c.state&stDraining != 0 {
+				l.finish(c, fd, false)
+			}
+			return
+		case err != nil:
+			l.fail(c, fd, err)
+			return
+		case n == 0:
+			c.state |= stEOF
+			l.finish(c, fd, true)
+			return
+		}
+		l.bytesIn += int64(n)
+		if c.state&stDraining != 0 {
+			l.drain[fd] -= n
+		}
+		if l.idleTicks > 0 {
+			l.touch(c, fd)
+		}
+		var out []byte
+		var done bool
+		if l.protos == nil {
+			out, done = c.fr.Feed(l.out[:0], l.buf[:n])
+			l.msgs += answered(out, done)
+		} else {
+			out, done = l.protos[int32(fd)].Feed(l.out[:0], l.buf[:n])
+		}
+		if cap(out) > cap(l.out) {
+			l.out = out[:0] // keep the grown scratch for the next read
+		}
+		if !l.write(c, fd, out) {
+			return
+		}
+		if done {
+			l.finish(c, fd, false)
+			return
+		}
+		// Outside shutdown one read per event is enough: the poller is
+		// level-triggered and reports what is left next time.
+		if c.state&stDraining == 0 || c.state&stPaused != 0 {
+			return
+		}
+	}
+}
+
+// endDrain ends a shutdown drain once the input received before the
+// shutdown is read. Only EOF is still honoured, so that an unfinished
+// message followed by the client's FIN is answered; the one byte read to
+// see it would have been discarded anyway.
+func (l *loop) endDrain(c *conn, fd int) {
+	n, err := recv(fd, l.buf[:1])
+	l.finish(c, fd, n == 0 && err == nil)
+}
+
+// discard reads and drops a lingering connection's late input, and drops
+// the connection at the client's EOF or error.
+func (l *loop) discard(c *conn, fd int) {
+	for range readsPerEvent {
+		n, err := recv(fd, l.buf)
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err != nil || n == 0:
+			l.drop(c, fd, "")
+			return
+		}
+	}
+}
+
+// touch records input for the idle timeout, keeping the active list in
+// order of last input.
+func (l *loop) touch(c *conn, fd int) {
+	now := l.e.ticks()
+	if c.since == now {
+		return
+	}
+	c.since = now
+	l.active.remove(l.e, fd)
+	l.active.pushBack(l.e, fd)
+}

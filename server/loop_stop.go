@@ -1,0 +1,65 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+// beginStop starts a graceful shutdown of this loop: it serves the
+// connections already queued on its listeners, stops accepting, and each
+// connection answers what is already readable, then closes.
+//
+// Closing a listener resets the connections still in its accept queue, so
+// the queue is emptied first. A client whose handshake completes after
+// that and before the close is still reset (on Linux,
+// net.ipv4.tcp_migrate_req=1 moves it to a sibling SO_REUSEPORT listener
+// that is still open instead); one that connects later is refused.
+func (l *loop) beginStop() {
+	for i := range l.lfds {
+		l.accept(i, acceptQueued)
+	}
+	l.releaseListeners()
+	l.drain = make(map[int]int)
+	// The walk goes over a copy of the list: reading a connection can send
+	// the batch, which can move or drop others.
+	l.walk = l.walk[:0]
+	for fd := l.active.head; fd >= 0; fd = l.e.table.get(int(fd)).next {
+		l.walk = append(l.walk, fd)
+	}
+	for _, fd := range l.walk {
+		c := l.e.table.get(int(fd))
+		if c.state&(stOpen|stNoRead) != stOpen {
+			continue
+		}
+		c.state |= stDraining
+		l.drain[int(fd)] = unread(int(fd))
+		l.readable(c, int(fd))
+	}
+}
+
+// closeEverything drops every connection at once.
+func (l *loop) closeEverything() {
+	for l.active.head >= 0 {
+		fd := int(l.active.head)
+		l.drop(l.e.table.get(fd), fd, "shutdown")
+	}
+	for l.linger.head >= 0 {
+		fd := int(l.linger.head)
+		l.drop(l.e.table.get(fd), fd, "shutdown")
+	}
+	if !l.stopping {
+		l.releaseListeners()
+	}
+}
+
+// releaseListeners stops accepting in this loop. Listeners of its own are
+// closed at once; shared ones by the last loop to let go of them.
+func (l *loop) releaseListeners() {
+	l.stopping = true
+	// An accept back-off ends here: nothing is to be watched again, and a
+	// retry time left in the past would make every Wait return at once.
+	l.acceptOff = false
+	for _, lfd := range l.lfds {
+		l.p.Delete(lfd)
+	}
+	if l.ownsLn || l.e.lnRef.Add(-1) == 0 {
+		closeFDs(l.lfds)
+	}
+}

@@ -1,0 +1,243 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+
+package server
+
+import (
+	"math"
+
+	"github.com/tcpoll/poll"
+	"golang.org/x/sys/unix"
+)
+
+// resUnsent marks a batched send the ring did not make.
+const resUnsent = math.MinInt32
+
+// A batch's sends are made once it holds this many bytes, so that one turn
+// of long pipelines does not grow the arena without bound.
+const maxArena = 256 << 10
+
+// write sends out, or queues what the socket does not take. It reports
+// false if the connection was dropped.
+func (l *loop) write(c *conn, fd int, out []byte) bool {
+	if len(out) == 0 {
+		return true
+	}
+	if c.out == nil && l.ring != nil {
+		return l.queue(c, fd, out)
+	}
+	if c.out == nil {
+		n, err := send(fd, out)
+		if err != nil && err != unix.EAGAIN {
+			l.fail(c, fd, err)
+			return false
+		}
+		l.bytesOut += int64(n)
+		if n == len(out) {
+			return true
+		}
+		out = out[n:]
+	}
+	return l.keep(c, fd, out)
+}
+
+// keep queues answers the socket did not take until it is writable. It
+// reports false if the connection was dropped.
+func (l *loop) keep(c *conn, fd int, out []byte) bool {
+	if c.out == nil {
+		c.out = l.getBuf()
+	}
+	c.out.append(out, l.e.cfg.MaxPendingOutput+MaxExpansion)
+	if c.state&stPaused == 0 && c.pending() > l.e.cfg.MaxPendingOutput-MaxExpansion {
+		c.state |= stPaused
+		l.e.st.Backpressure.Add(1)
+	}
+	l.setInterest(c, fd)
+	return c.state&stOpen != 0
+}
+
+// queue adds answers to the turn's send batch. It reports false if the
+// connection was dropped.
+func (l *loop) queue(c *conn, fd int, out []byte) bool {
+	if c.state&stBatched != 0 {
+		if last := &l.ents[len(l.ents)-1]; last.fd == int32(fd) {
+			l.arena = append(l.arena, out...)
+			last.n += int32(len(out))
+			return true
+		}
+		// Answers of this connection wait behind another's. Today's
+		// callers write a connection's answers back to back, so this is a
+		// guard: send the batch first, so that these follow on the wire.
+		l.sendBatch()
+		if c.state&stOpen == 0 {
+			return false
+		}
+		if c.out != nil {
+			return l.keep(c, fd, out)
+		}
+	}
+	l.ents = append(l.ents, batchEnt{fd: int32(fd), off: int32(len(l.arena)), n: int32(len(out))})
+	l.arena = append(l.arena, out...)
+	c.state |= stBatched
+	// A shutdown drain reads on until the socket is empty or the client
+	// stops taking answers: it must see each send's result to know which.
+	if len(l.arena) >= maxArena || c.state&stDraining != 0 {
+		l.sendBatch()
+		return c.state&stOpen != 0
+	}
+	return true
+}
+
+// batchEnt is one connection's answers in a send batch: arena[off:off+n].
+type batchEnt struct{ fd, off, n int32 }
+
+// sendBatch sends the answers of the turn so far, one io_uring_enter for
+// them all, then handles each result as write handles send(2)'s; a
+// connection whose answers are all out and that is to close goes on to
+// closeGracefully. It reports whether there was anything to send.
+//
+// After a turn's batch the loop offers its CPU (sched_yield) before it
+// waits again: the clients it just woke run now, on this CPU if they
+// share it, rather than when the loop blocks or a tick preempts it, and
+// their next requests are ready when it polls. Interleaved rounds against
+// the same server without the yield (`tcpoll load -c C -p P -d 3s`,
+// medians): at 50×1, p99 0.59 against 3.2 ms and CPU per message 4.8
+// against 6.1 µs; at 50×16, p99 0.5 against 4.2 ms and 0.23 against 0.37
+// µs; at 1000×16 no change (0.377 against 0.382 µs).
+func (l *loop) sendBatch() bool {
+	// A connection dropped since its answers were queued sends nothing.
+	ents := l.ents[:0]
+	for _, e := range l.ents {
+		if l.e.table.get(int(e.fd)).state&stOpen != 0 {
+			ents = append(ents, e)
+		}
+	}
+	l.ents = ents
+	if len(ents) == 0 {
+		l.arena = l.arena[:0]
+		return false
+	}
+	res := l.res[:0]
+	for range ents {
+		res = append(res, resUnsent)
+	}
+	l.res = res
+	// What the ring did not send (all of it if the ring failed earlier in
+	// this turn) goes out below with send(2).
+	if l.ring != nil {
+		if err := l.ring.sendAll(ents, l.arena, res); err != nil {
+			l.e.cfg.Logger.Warn("io_uring failed: sending with send(2) from now on", "err", err)
+			l.closeRing()
+			l.retired, l.arena = l.arena, nil
+		}
+	}
+	arena := l.arena
+	if arena == nil {
+		arena = l.retired
+	}
+	for i, e := range ents {
+		fd := int(e.fd)
+		c := l.e.table.get(fd)
+		c.state &^= stBatched
+		out := arena[e.off : e.off+e.n]
+		var err error
+		n := int(res[i])
+		switch {
+		case n == resUnsent:
+			n, err = send(fd, out)
+		case n < 0:
+			n, err = 0, unix.Errno(-n)
+		}
+		if err != nil && err != unix.EAGAIN {
+			l.fail(c, fd, err)
+			continue
+		}
+		l.bytesOut += int64(n)
+		switch {
+		case n < len(out):
+			l.keep(c, fd, out[n:])
+		case c.state&stClosing != 0:
+			l.closeGracefully(c, fd)
+		}
+	}
+	l.ents = l.ents[:0]
+	if cap(l.arena) > maxArena {
+		l.arena = nil // one turn's peak need not stay resident
+	}
+	l.arena = l.arena[:0]
+	return true
+}
+
+func (l *loop) closeRing() {
+	if l.ring != nil {
+		l.ring.close()
+		l.ring = nil
+	}
+}
+
+// flush writes pending answers on a write event. It reports false if the
+// connection was dropped.
+func (l *loop) flush(c *conn, fd int) bool {
+	n, err := send(fd, c.out.bytes())
+	if err != nil && err != unix.EAGAIN {
+		l.fail(c, fd, err)
+		return false
+	}
+	l.bytesOut += int64(n)
+	if c.out.consume(n) {
+		l.putBuf(c.out)
+		c.out = nil
+	}
+	if c.state&stPaused != 0 && c.pending() <= l.e.cfg.MaxPendingOutput/2 {
+		c.state &^= stPaused
+		if c.state&stDraining != 0 {
+			l.readable(c, fd)
+			if c.state&stOpen == 0 {
+				return false
+			}
+		}
+	}
+	if c.out == nil && c.state&(stClosing|stLinger) == stClosing {
+		l.closeGracefully(c, fd)
+		return c.state&stOpen != 0
+	}
+	l.setInterest(c, fd)
+	return c.state&stOpen != 0
+}
+
+// setInterest makes the poller registration match the state.
+func (l *loop) setInterest(c *conn, fd int) {
+	var in poll.Interest
+	if c.state&(stPaused|stNoRead) == 0 || c.state&stLinger != 0 {
+		in |= poll.Readable
+	}
+	if c.out != nil {
+		in |= poll.Writable
+	}
+	if in == c.interest {
+		return
+	}
+	if err := l.p.Modify(fd, uint64(fd), in); err != nil {
+		l.fail(c, fd, err)
+		return
+	}
+	c.interest = in
+}
+
+func (l *loop) getBuf() *outBuf {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return new(outBuf)
+}
+
+// putBuf keeps a few small buffers for reuse; big ones go back to the
+// garbage collector so one slow client's peak does not stay resident.
+func (l *loop) putBuf(b *outBuf) {
+	if cap(b.b) > 16<<10 || len(l.free) >= 64 {
+		return
+	}
+	b.b, b.off = b.b[:0], 0
+	l.free = append(l.free, b)
+}
