@@ -82,8 +82,19 @@ type Config struct {
 	// itself where io_uring is missing or not allowed. Other engines and
 	// systems always send directly.
 	DirectSend bool
-	// Logger receives connection events at Info and each message at Debug.
+	// Logger receives the server's records: how it sends, and connections
+	// rejected past MaxConns (at most ten a second), at Info; failures of
+	// the server itself at Warn and Error; each connection opened and
+	// closed, connection errors (at most ten a second) and each message at
+	// Debug.
 	// Nil discards logs.
+	//
+	// New puts Logger's handler behind a LogQueue unless it already is
+	// one: no log call made by an event loop waits for the handler's
+	// writer; when 1024 records wait, further ones are dropped, and the
+	// first record queued after them carries their count as dropped=N.
+	// Serve and Shutdown return once the queued records are written, or
+	// after a second if the writer is stuck.
 	Logger *slog.Logger
 	// NewProtocol makes the protocol value for each new connection. Nil
 	// serves the acknowledgement protocol with MaxMessage and Framing.
@@ -128,6 +139,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	} else if _, ok := c.Logger.Handler().(*LogQueue); !ok {
+		c.Logger = slog.New(NewLogQueue(c.Logger.Handler()))
 	}
 	if c.NewProtocol == nil {
 		max, framing, log := c.MaxMessage, c.Framing, c.Logger

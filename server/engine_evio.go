@@ -193,7 +193,7 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		cfg:      cfg,
 		st:       st,
 		rejected: newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
-		logConns: cfg.Logger.Enabled(context.Background(), slog.LevelInfo),
+		logConns: cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		addrc:    make(chan net.Addr, 1),
 		release:  make(chan struct{}),
 		abort:    make(chan struct{}),
@@ -370,7 +370,7 @@ func (e *evioEngine) opened(c evio.Conn) ([]byte, evio.Options, evio.Action) {
 	e.st.Open.Add(1)
 	if e.logConns {
 		ec.remote = c.RemoteAddr().String()
-		e.cfg.Logger.Info("connection opened", "remote", ec.remote)
+		e.cfg.Logger.Debug("connection opened", "remote", ec.remote)
 	}
 	return nil, opts, evio.None
 }
@@ -443,7 +443,7 @@ func (e *evioEngine) closed(c evio.Conn, err error) evio.Action {
 		why = "eof"
 	}
 	if e.logConns {
-		e.cfg.Logger.Info("connection closed", "remote", ec.remote, "reason", why)
+		e.cfg.Logger.Debug("connection closed", "remote", ec.remote, "reason", why)
 	}
 	// Not evio.Shutdown even for the last connection of a shutdown: only
 	// tick may stop evio (see evioNever).

@@ -7,7 +7,8 @@ package server
 //
 //	engine_poll.go  the engine: listeners, loops, start and stop
 //	loop.go         a loop's turn: wait, dispatch, send the batch, close
-//	loop_accept.go  accept: a descriptor number enters a loop
+//	loop_accept.go  accept: a descriptor number enters a loop, or is handed
+//	                to another
 //	loop_read.go    read and answer, and the shutdown drain
 //	loop_write.go   the turn's send batch, queued output, backpressure
 //	loop_close.go   finish, linger, drop and reap: the one place that closes
@@ -19,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,7 +34,9 @@ type pollEngine struct {
 	loops []*loop
 	table connTable
 	epoch time.Time
-	lnRef atomic.Int32 // loops still using the shared listeners
+	// handoff: loop 0 alone listens and hands connections to the others,
+	// where the kernel cannot spread them (reusePortOpt is 0).
+	handoff bool
 
 	rejected  *rateLog
 	acceptErr *rateLog
@@ -60,10 +62,11 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
 		connErr:   newRateLog(cfg.Logger, slog.LevelDebug, "connection error"),
 	}
-	var lfds []int
+	e.handoff = spreadByHandoff && cfg.Loops > 1
 	for i := range cfg.Loops {
-		if i == 0 || reusePort {
-			if lfds, err = listenAll(spec); err != nil {
+		var lfds []int
+		if i == 0 || !e.handoff {
+			if lfds, err = listenAll(spec, cfg.Loops > 1 && !e.handoff); err != nil {
 				e.closeAll()
 				return nil, err
 			}
@@ -76,11 +79,9 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 				spec.port = e.la.Port
 			}
 		}
-		l, err := newLoop(e, lfds, i == 0 || reusePort)
+		l, err := newLoop(e, lfds)
 		if err != nil {
-			if i == 0 || reusePort {
-				closeFDs(lfds)
-			}
+			closeFDs(lfds)
 			e.closeAll()
 			return nil, err
 		}
@@ -89,9 +90,12 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 	if !cfg.DirectSend {
 		e.openRings()
 	}
-	e.lnRef.Store(int32(len(e.loops)))
 	return e, nil
 }
+
+// spreadByHandoff: see pollEngine.handoff. A variable so that the tests
+// can run the handoff on Linux too (TCPOLL_HANDOFF=1).
+var spreadByHandoff = reusePortOpt == 0
 
 func closeFDs(fds []int) {
 	for _, fd := range fds {
@@ -120,9 +124,7 @@ func (e *pollEngine) openRings() {
 func (e *pollEngine) closeAll() {
 	for _, l := range e.loops {
 		l.closeRing()
-		if l.ownsLn {
-			closeFDs(l.lfds)
-		}
+		closeFDs(l.lfds)
 		l.p.Close()
 	}
 }

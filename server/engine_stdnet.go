@@ -94,7 +94,7 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		lns:       lns,
 		rejected:  newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
 		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
-		logConns:  cfg.Logger.Enabled(context.Background(), slog.LevelInfo),
+		logConns:  cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		conns:     make(map[*stdConn]struct{}),
 		stop:      make(chan struct{}),
 		gone:      make(chan struct{}),
@@ -320,13 +320,13 @@ func (e *stdnetEngine) serveConn(sc *stdConn) {
 	var remote string
 	if e.logConns {
 		remote = c.RemoteAddr().String()
-		e.cfg.Logger.Info("connection opened", "remote", remote)
+		e.cfg.Logger.Debug("connection opened", "remote", remote)
 	}
 	why := e.converse(sc)
 	c.Close()
 	e.st.Open.Add(-1)
 	if e.logConns {
-		e.cfg.Logger.Info("connection closed", "remote", remote, "reason", why)
+		e.cfg.Logger.Debug("connection closed", "remote", remote, "reason", why)
 	}
 	e.exit(sc)
 }

@@ -53,15 +53,15 @@ var errNoDualStack = errors.New("server: no dual-stack IPv6 sockets")
 
 // listenAll opens the listening sockets for spec: one, or where the
 // system has no dual-stack sockets, one per family on the same port.
-func listenAll(spec listenSpec) ([]int, error) {
-	fd, err := listen(spec, reusePort)
+func listenAll(spec listenSpec, reuse bool) ([]int, error) {
+	fd, err := listen(spec, reuse)
 	if err == nil {
 		return []int{fd}, nil
 	}
 	if !errors.Is(err, errNoDualStack) {
 		return nil, err
 	}
-	v4, err := listen(listenSpec{ip: netip.IPv4Unspecified(), port: spec.port}, reusePort)
+	v4, err := listen(listenSpec{ip: netip.IPv4Unspecified(), port: spec.port}, reuse)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func listenAll(spec listenSpec) ([]int, error) {
 		}
 		spec.port = a.Port
 	}
-	v6, err := listen(listenSpec{ip: netip.IPv6Unspecified(), port: spec.port}, reusePort)
+	v6, err := listen(listenSpec{ip: netip.IPv6Unspecified(), port: spec.port}, reuse)
 	if err != nil {
 		unix.Close(v4)
 		return nil, err
@@ -122,7 +122,7 @@ func listen(spec listenSpec, reuse bool) (int, error) {
 		return fail("setsockopt", err)
 	}
 	if reuse {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, reusePortOpt, 1); err != nil {
 			return fail("setsockopt", err)
 		}
 	}

@@ -61,8 +61,7 @@ const (
 type loop struct {
 	e      *pollEngine
 	p      *poll.Poller
-	lfds   []int // listeners this loop accepts from
-	ownsLn bool  // whether lfds are this loop's alone
+	lfds   []int // listeners this loop accepts from, its own
 	events []poll.Event
 	buf    []byte // the loop's one read buffer
 	out    []byte // scratch for answers before they are written
@@ -88,6 +87,11 @@ type loop struct {
 	// so that memory the kernel may still read is never reused.
 	retired []byte
 
+	// inbox holds connections handed over by the accepting loop
+	// (pollEngine.handoff); next is whom that loop gives the next one.
+	inbox inbox
+	next  int
+
 	acceptOff   bool   // listeners unwatched after EMFILE and the like
 	acceptRetry uint32 // ticks at which to watch them again
 	backoff     time.Duration
@@ -110,7 +114,7 @@ type loop struct {
 	sharedAt  uint32 // tick of the last shareCPU
 }
 
-func newLoop(e *pollEngine, lfds []int, ownsLn bool) (*loop, error) {
+func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 	p, err := poll.New()
 	if err != nil {
 		return nil, err
@@ -130,7 +134,6 @@ func newLoop(e *pollEngine, lfds []int, ownsLn bool) (*loop, error) {
 		protos:    protos,
 		p:         p,
 		lfds:      lfds,
-		ownsLn:    ownsLn,
 		events:    make([]poll.Event, 256),
 		buf:       make([]byte, readBufSize),
 		out:       make([]byte, 0, readBufSize),
@@ -147,6 +150,7 @@ func (l *loop) run() {
 	defer l.p.Close()
 	defer l.closeRing()
 	defer l.flushStats()
+	defer l.closeInbox()
 	for {
 		if l.stop.Load() {
 			if l.force.Load() {
@@ -156,7 +160,7 @@ func (l *loop) run() {
 			}
 		}
 		sent := l.endTurn()
-		if l.stopping && l.active.head < 0 && l.linger.head < 0 {
+		if l.stopping && l.active.head < 0 && l.linger.head < 0 && l.seal() {
 			return
 		}
 		if sent {
@@ -172,6 +176,9 @@ func (l *loop) run() {
 			l.closeEverything()
 			l.endTurn()
 			return
+		}
+		if l.e.handoff {
+			l.takeInbox()
 		}
 		for _, ev := range l.events[:n] {
 			if ev.Token&listenerToken != 0 {

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"sync"
 	"time"
 
 	"github.com/tcpoll/poll"
@@ -54,14 +55,97 @@ func (l *loop) accept(i, n int) bool {
 			l.e.rejected.Log("reason", "MaxConns", "max_conns", cfg.MaxConns)
 			continue
 		}
-		if err := l.open(fd); err != nil {
-			st.Open.Add(-1)
-			unix.Close(fd)
-			st.AcceptErrors.Add(1)
-			l.e.acceptErr.Log("err", err)
+		if l.e.handoff {
+			t := l.e.loops[l.next]
+			l.next = (l.next + 1) % len(l.e.loops)
+			if t != l && t.give(fd) {
+				continue
+			}
 		}
+		l.openAccepted(fd)
 	}
 	return false
+}
+
+// openAccepted opens a connection reserved in Open, or closes it.
+func (l *loop) openAccepted(fd int) {
+	if err := l.open(fd); err != nil {
+		l.e.st.Open.Add(-1)
+		unix.Close(fd)
+		l.e.st.AcceptErrors.Add(1)
+		l.e.acceptErr.Log("err", err)
+	}
+}
+
+// inbox passes accepted descriptors from the accepting loop to another.
+// Its mutex is the handover: the number is the receiver's from then on,
+// and the accepting loop never touches it or its slot again.
+type inbox struct {
+	mu     sync.Mutex
+	fds    []int32
+	spare  []int32
+	sealed bool // the receiver has stopped: give fails
+}
+
+// give hands fd to l, unless l has stopped.
+func (l *loop) give(fd int) bool {
+	l.inbox.mu.Lock()
+	if l.inbox.sealed {
+		l.inbox.mu.Unlock()
+		return false
+	}
+	l.inbox.fds = append(l.inbox.fds, int32(fd))
+	l.inbox.mu.Unlock()
+	l.p.Wake()
+	return true
+}
+
+// takeInbox opens the connections handed to this loop. Once the loop is
+// stopping they are served as a shutdown serves the others: what they
+// sent is answered, then they close.
+func (l *loop) takeInbox() {
+	in := &l.inbox
+	in.mu.Lock()
+	fds := in.fds
+	in.fds, in.spare = in.spare[:0], fds
+	in.mu.Unlock()
+	for _, fd := range fds {
+		l.openAccepted(int(fd))
+		if c := l.e.table.get(int(fd)); l.drain != nil && c.state&stOpen != 0 {
+			l.startDrain(c, int(fd))
+		}
+	}
+}
+
+// seal reports whether the inbox is empty, and if so makes every later
+// give fail, so that a stopping loop cannot leave a connection behind.
+func (l *loop) seal() bool {
+	if !l.e.handoff {
+		return true
+	}
+	in := &l.inbox
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.fds) > 0 {
+		return false
+	}
+	in.sealed = true
+	return true
+}
+
+// closeInbox closes what was handed to a loop that is exiting at once
+// (forced, or its poller failed).
+func (l *loop) closeInbox() {
+	in := &l.inbox
+	in.mu.Lock()
+	in.sealed = true
+	fds := in.fds
+	in.fds = nil
+	in.mu.Unlock()
+	for _, fd := range fds {
+		unix.Close(int(fd))
+	}
+	l.e.st.Open.Add(-int64(len(fds)))
 }
 
 func (l *loop) unwatchListeners() {

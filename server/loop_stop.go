@@ -24,14 +24,18 @@ func (l *loop) beginStop() {
 		l.walk = append(l.walk, fd)
 	}
 	for _, fd := range l.walk {
-		c := l.e.table.get(int(fd))
-		if c.state&(stOpen|stNoRead) != stOpen {
-			continue
-		}
-		c.state |= stDraining
-		l.drain[int(fd)] = unread(int(fd))
-		l.readable(c, int(fd))
+		l.startDrain(l.e.table.get(int(fd)), int(fd))
 	}
+}
+
+// startDrain makes a connection answer what it has received, then close.
+func (l *loop) startDrain(c *conn, fd int) {
+	if c.state&(stOpen|stNoRead) != stOpen {
+		return
+	}
+	c.state |= stDraining
+	l.drain[fd] = unread(fd)
+	l.readable(c, fd)
 }
 
 // closeEverything drops every connection at once.
@@ -49,8 +53,7 @@ func (l *loop) closeEverything() {
 	}
 }
 
-// releaseListeners stops accepting in this loop. Listeners of its own are
-// closed at once; shared ones by the last loop to let go of them.
+// releaseListeners stops accepting in this loop and closes its listeners.
 func (l *loop) releaseListeners() {
 	l.stopping = true
 	// An accept back-off ends here: nothing is to be watched again, and a
@@ -59,7 +62,6 @@ func (l *loop) releaseListeners() {
 	for _, lfd := range l.lfds {
 		l.p.Delete(lfd)
 	}
-	if l.ownsLn || l.e.lnRef.Add(-1) == 0 {
-		closeFDs(l.lfds)
-	}
+	closeFDs(l.lfds)
+	l.lfds = nil
 }

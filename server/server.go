@@ -1,6 +1,7 @@
-// Package server serves the acknowledgement protocol of PROTOCOL.md: every
-// message a client sends is answered with "I recieved your message\n", and
-// the message "close" ends the connection.
+// Package server serves the acknowledgement protocol, whose contract is
+// PROTOCOL.md at the root of this repository: every message a client sends
+// is answered with "I recieved your message\n", and the message "close"
+// ends the connection.
 //
 // The protocol is a pure state machine (Framer); an engine moves bytes
 // between sockets and it. The native engine runs event loops on package
@@ -32,6 +33,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 )
 
@@ -54,6 +56,7 @@ type engine interface {
 type Server struct {
 	eng   engine
 	stats *Stats
+	log   *slog.Logger // Config.Logger behind its LogQueue
 }
 
 // New validates cfg and binds its address, so that Addr is known at once.
@@ -67,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{eng: eng, stats: st}, nil
+	return &Server{eng: eng, stats: st, log: cfg.Logger}, nil
 }
 
 // Addr is the address the server listens on.
@@ -81,14 +84,19 @@ func (s *Server) Stats() *Stats { return s.stats }
 
 // Serve serves until Shutdown completes, then returns ErrServerClosed. If ctx
 // is done first, it closes every connection at once and returns ctx's error.
+// Either way it returns once the log records queued so far are written, or
+// a second later if the log's writer is stuck (see Config.Logger).
 func (s *Server) Serve(ctx context.Context) error {
+	defer flushLog(s.log)
 	return s.eng.serve(ctx)
 }
 
 // Shutdown stops accepting connections, answers every complete message
 // already received, flushes the answers and closes the connections. If ctx
 // is done first it closes what remains and returns ctx's error. Serve
-// returns once Shutdown has begun and the connections are gone.
+// returns once Shutdown has begun and the connections are gone. Like Serve,
+// Shutdown waits up to a second more for the queued log records.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer flushLog(s.log)
 	return s.eng.shutdown(ctx)
 }

@@ -9,11 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reusePort: the BSDs' SO_REUSEPORT does not balance connections across
-// sockets (FreeBSD needs SO_REUSEPORT_LB, macOS has none), so the loops
-// share one listener instead: each polls it and accepts until EAGAIN.
-const reusePort = false
-
 // accept takes one connection. x/sys has no accept4 for darwin, netbsd and
 // openbsd, so the flags are set after the fact, under ForkLock so that a
 // concurrent fork+exec cannot inherit the descriptor.

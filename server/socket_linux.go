@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reusePort: every loop gets its own SO_REUSEPORT listener, and the kernel
-// spreads new connections across them (socket(7)), so loops never contend
-// for one accept queue.
-const reusePort = true
+// reusePortOpt gives every loop its own SO_REUSEPORT listener, and the
+// kernel spreads new connections across them (socket(7)), so loops never
+// contend for one accept queue.
+const reusePortOpt = unix.SO_REUSEPORT
 
 // accept takes one connection, non-blocking and close-on-exec in the same
 // call. The raw accept4 passes no address buffer: x/sys's Accept4 would

@@ -18,7 +18,7 @@ func checkCmd(args []string) error {
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "time allowed for each case")
 	fs.DurationVar(&cfg.Quiet, "quiet", 100*time.Millisecond, "how long the server must stay silent where it owes nothing")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: tcpoll check [flags] ADDR\n\nPlays the examples of the protocol and its boundary cases against the\nserver at ADDR, one connection each, prints one line per case and\nfails if any case does.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: tcpoll check [flags] ADDR\n\nPlays the examples of the protocol (PROTOCOL.md in the tcpoll repository)\nand its boundary cases against the server at ADDR, one connection each,\nprints one line per case and fails if any case does.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

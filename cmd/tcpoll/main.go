@@ -3,7 +3,7 @@
 //
 //	tcpoll serve [flags]        run the server (default address :3137)
 //	tcpoll send ADDR [MSG...]   send MSGs (or stdin) and print the answers
-//	tcpoll check ADDR           check a server against PROTOCOL.md
+//	tcpoll check ADDR           check a server against PROTOCOL.md (repository root)
 //	tcpoll load ADDR            measure a server under load
 //
 // Run "tcpoll COMMAND -h" for a command's flags.

@@ -31,7 +31,7 @@ func serveCmd(args []string) error {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0 = never)")
 	fs.BoolVar(&cfg.DirectSend, "direct-send", false, "Linux: send each client's answers with its own send(2) instead of one io_uring_enter per loop turn")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
-	verbose := fs.Bool("v", false, "log every message (debug level)")
+	verbose := fs.Bool("v", false, "log every connection and message (debug level)")
 	quiet := fs.Bool("q", false, "log warnings and errors only")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for answers to flush")
 	debugAddr := fs.String("debug-addr", "", "serve expvar counters on this `address` (e.g. 127.0.0.1:6060)")
@@ -54,14 +54,25 @@ func serveCmd(args []string) error {
 		level = slog.LevelWarn
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch *logFormat {
 	case "text":
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, opts))
+		h = slog.NewTextHandler(os.Stderr, opts)
 	case "json":
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(os.Stderr, opts)
 	default:
 		return fmt.Errorf("unknown -log-format %q (want text or json)", *logFormat)
 	}
+	// The command's records share the server's queue: they keep their
+	// order with the server's, and a stderr nobody reads cannot hold up
+	// the shutdown.
+	lq := server.NewLogQueue(h)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		lq.Flush(ctx)
+	}()
+	cfg.Logger = slog.New(lq)
 	log := cfg.Logger
 
 	srv, err := server.New(cfg)

@@ -1,8 +1,9 @@
-// Package check tests a running server against PROTOCOL.md from the
-// outside: it connects, plays every example of the protocol's table and the
-// boundary cases around MaxMessage, the CR rule, "close" and EOF, each on a
-// connection of its own, and compares the answers byte for byte, and how
-// the connection ends, with what the protocol says.
+// Package check tests a running server from the outside against
+// PROTOCOL.md, at the root of this repository: it connects, plays every
+// example of the protocol's table and the boundary cases around
+// MaxMessage, the CR rule, "close" and EOF, each on a connection of its
+// own, and compares the answers byte for byte, and how the connection
+// ends, with what the protocol says.
 //
 // It knows nothing of package server: the answers are written here again
 // from the contract, so a server (or a peer built on another event loop)
