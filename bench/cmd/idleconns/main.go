@@ -14,19 +14,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpoll/poll/bench/internal/proc"
 )
 
 const answer = "I recieved your message\n"
@@ -100,7 +99,7 @@ func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, wor
 	}
 	time.Sleep(settle)
 	var err error
-	if res.RSSBeforeKB, err = vmRSS(pid); err != nil {
+	if res.RSSBeforeKB, err = proc.RSS(pid); err != nil {
 		return nil, err
 	}
 
@@ -139,25 +138,25 @@ func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, wor
 	res.Opened = n - res.Errors
 
 	time.Sleep(settle)
-	if res.RSSAfterKB, err = vmRSS(pid); err != nil {
+	if res.RSSAfterKB, err = proc.RSS(pid); err != nil {
 		return nil, err
 	}
 	if res.Opened > 0 {
 		res.RSSPerConnB = float64(res.RSSAfterKB-res.RSSBeforeKB) * 1024 / float64(res.Opened)
 	}
-	t0, err := cpuTicks(pid)
+	t0, err := proc.Ticks(pid)
 	if err != nil {
 		return nil, err
 	}
 	h0 := time.Now()
 	time.Sleep(hold)
-	t1, err := cpuTicks(pid)
+	t1, err := proc.Ticks(pid)
 	if err != nil {
 		return nil, err
 	}
 	res.IdleSeconds = time.Since(h0).Seconds()
 	res.IdleTicks = t1 - t0
-	res.ServerThreads, _ = threads(pid)
+	res.ServerThreads, _ = proc.Threads(pid)
 	return res, nil
 }
 
@@ -185,55 +184,4 @@ func open(addr string, src int, timeout time.Duration) (net.Conn, error) {
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
-}
-
-// vmRSS reads the resident set size of pid, in kB.
-func vmRSS(pid int) (int64, error) {
-	return statusField(pid, "VmRSS:")
-}
-
-func threads(pid int) (int, error) {
-	n, err := statusField(pid, "Threads:")
-	return int(n), err
-}
-
-func statusField(pid int, name string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, name); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				break
-			}
-			return strconv.ParseInt(f[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, name)
-}
-
-// cpuTicks reads utime+stime of pid, in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces and parentheses: fields start
-	// after the last ')'. utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc/PID/stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc/PID/stat")
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return u + s, nil
 }
