@@ -19,7 +19,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +39,8 @@ type pollEngine struct {
 	// handoff: loop 0 alone listens and hands connections to the others,
 	// where the kernel cannot spread them (reusePortOpt is 0).
 	handoff bool
+	// releasedAt is the tick of the last releaseMemory, plus one.
+	releasedAt atomic.Uint32
 
 	rejected  *rateLog
 	acceptErr *rateLog
@@ -209,6 +213,39 @@ func (e *pollEngine) force() {
 // harmless.
 func (e *pollEngine) ticks() uint32 {
 	return uint32(time.Since(e.epoch) / time.Millisecond)
+}
+
+const (
+	// releaseAfter is how many bytes of output buffers a loop leaves to
+	// the garbage collector before it asks for memory to be returned.
+	releaseAfter = 4 << 20
+	// releaseEvery bounds how often, in ticks, memory is returned.
+	releaseEvery = 1000
+)
+
+// releaseMemory has the runtime return freed memory to the system at
+// once, in a goroutine of its own, unless it did less than releaseEvery
+// ago; it reports whether it did.
+//
+// A burst of clients that do not read leaves their output buffers, up to
+// MaxPendingOutput each, as garbage when they close. With no allocation
+// after it, nothing starts a collection, so the process keeps that peak
+// for good. Measured with bench/cmd/nonreading (2,000 writers of 2 MB,
+// two runs each way): 10 s after the burst, RSS was 184–187 MB without
+// this and 11.6–12.3 MB with it, against 8.2 MB before the burst; the
+// server's CPU time over the whole test, 3.7–5.9 s, did not tell them
+// apart.
+func (e *pollEngine) releaseMemory() bool {
+	now := e.ticks()
+	last := e.releasedAt.Load()
+	if last != 0 && now-(last-1) < releaseEvery {
+		return false
+	}
+	if !e.releasedAt.CompareAndSwap(last, now+1) {
+		return false
+	}
+	go debug.FreeOSMemory()
+	return true
 }
 
 // reserve counts a connection in Open unless MaxConns are open already.

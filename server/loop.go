@@ -92,6 +92,10 @@ type loop struct {
 	inbox inbox
 	next  int
 
+	// released counts the bytes of output buffers left to the garbage
+	// collector since the loop last asked for memory to be returned.
+	released int
+
 	acceptOff   bool   // listeners unwatched after EMFILE and the like
 	acceptRetry uint32 // ticks at which to watch them again
 	backoff     time.Duration
@@ -167,6 +171,9 @@ func (l *loop) run() {
 			yieldCPU()
 		} else {
 			l.shareCPU()
+		}
+		if l.released >= releaseAfter && l.e.releaseMemory() {
+			l.released = 0
 		}
 		n, err := l.p.Wait(l.events, l.timeout())
 		if err != nil {
@@ -269,6 +276,9 @@ func (l *loop) timeout() time.Duration {
 	}
 	if l.acceptOff {
 		consider(l.acceptRetry)
+	}
+	if l.released >= releaseAfter {
+		consider(l.e.ticks() + releaseEvery) // try again when allowed
 	}
 	if !have {
 		return -1

@@ -233,9 +233,14 @@ func (l *loop) getBuf() *outBuf {
 }
 
 // putBuf keeps a few small buffers for reuse; big ones go back to the
-// garbage collector so one slow client's peak does not stay resident.
+// garbage collector so one slow client's peak does not stay resident (see
+// releaseMemory).
 func (l *loop) putBuf(b *outBuf) {
-	if cap(b.b) > 16<<10 || len(l.free) >= 64 {
+	if cap(b.b) > 16<<10 {
+		l.released += cap(b.b)
+		return
+	}
+	if len(l.free) >= 64 {
 		return
 	}
 	b.b, b.off = b.b[:0], 0
