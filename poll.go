@@ -19,7 +19,10 @@
 //     made during a Wait may or may not be reported by that Wait.
 //   - Delete must come before the descriptor is closed. Closing first leaves
 //     the kernel free to drop the registration on its own (kqueue) or to keep
-//     it alive through a duplicate (epoll), and Delete then fails.
+//     it alive through a duplicate (epoll), and Delete then fails. A caller
+//     that closes a descriptor nothing else holds (no dup, no child process,
+//     no kernel request in flight) may skip Delete: the close removes the
+//     registration on every backend.
 //   - Events already returned by Wait are the caller's: after Delete, or after
 //     the descriptor is closed and its number reused, they still carry the old
 //     token. That is what tokens are for.

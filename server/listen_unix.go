@@ -126,6 +126,13 @@ func listen(spec listenSpec, reuse bool) (int, error) {
 			return fail("setsockopt", err)
 		}
 	}
+	// Answers go out as soon as they are made; Nagle would hold a pipelined
+	// client's second answer until the first is acknowledged. Where
+	// accepted sockets inherit the option (nodelayInherited), this is the
+	// only setsockopt it takes.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fail("setsockopt", err)
+	}
 	if family == unix.AF_INET6 {
 		v6only := 0
 		if spec.ip.IsValid() {

@@ -172,9 +172,9 @@ func (l *loop) watchListeners() {
 
 // open makes fd, just accepted, a connection of this loop.
 func (l *loop) open(fd int) error {
-	// Answers go out as soon as they are made; Nagle would hold a pipelined
-	// client's second answer until the first is acknowledged.
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if !nodelayInherited {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
 	c, err := l.e.table.slot(fd)
 	if err != nil {
 		return err

@@ -75,7 +75,14 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	} else {
 		l.active.remove(l.e, fd)
 	}
-	l.p.Delete(fd)
+	// close(2) in reap takes the registration with it (epoll(7), "Will
+	// closing a file descriptor cause it to be removed from all epoll
+	// interest lists?"; kqueue(2)), which spares a system call per
+	// connection, unless something else still holds the socket: only a send
+	// left in flight by a ring that failed can.
+	if l.retired != nil {
+		l.p.Delete(fd)
+	}
 	if c.out != nil {
 		l.putBuf(c.out)
 	}

@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// nodelayInherited is false: whether an accepted socket keeps its
+// listener's TCP_NODELAY is not checked on these systems, so open sets it.
+const nodelayInherited = false
+
 // accept takes one connection. x/sys has no accept4 for darwin, netbsd and
 // openbsd, so the flags are set after the fact, under ForkLock so that a
 // concurrent fork+exec cannot inherit the descriptor.

@@ -14,6 +14,11 @@ import (
 // contend for one accept queue.
 const reusePortOpt = unix.SO_REUSEPORT
 
+// nodelayInherited: Linux makes an accepted socket as a copy of its
+// listener, TCP_NODELAY included (TestNodelayInherited), which spares a
+// setsockopt per connection.
+const nodelayInherited = true
+
 // accept takes one connection, non-blocking and close-on-exec in the same
 // call. The raw accept4 passes no address buffer: x/sys's Accept4 would
 // allocate a Sockaddr for every connection, which the loop does not need.
