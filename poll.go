@@ -1,5 +1,8 @@
 // Package poll is a small readiness poller: epoll on Linux, kqueue on macOS
-// and the BSDs, behind one API that exposes no OS type.
+// and the BSDs, poll(2) on the other unix systems (Solaris, illumos, AIX),
+// behind one API that exposes no OS type. Building with -tags tcpoll_poll
+// puts the poll(2) backend in everywhere, so that its contract is tested on
+// the machines at hand.
 //
 // A Poller watches file descriptors for readiness. Each registration carries
 // a caller-chosen token, an opaque uint64 handed back with every event for
@@ -14,24 +17,72 @@
 //     level-triggered registrations keep reporting until the condition clears.
 //   - Level-triggered is the default. EdgeTriggered reports a condition once
 //     per transition; the caller must then read or write until EAGAIN.
+//     poll(2) refuses EdgeTriggered with an error wrapping
+//     errors.ErrUnsupported. It sees levels, not transitions, so an
+//     emulation could only report like level-triggered, and a descriptor
+//     registered Writable for good (as edge-triggered callers do) would then
+//     end every Wait at once; or disarm a condition once reported and wait
+//     for a re-arm that this API has no call for, so that a caller written
+//     for epoll would hang. A clear error at Add is better than either.
 //   - One goroutine at a time may call Wait. Add, Modify, Delete and Wake may
-//     be called from any goroutine, also while Wait blocks; a registration
-//     made during a Wait may or may not be reported by that Wait.
+//     be called from any goroutine, also while Wait blocks. A change made
+//     while Wait blocks takes effect in that Wait: it returns with a
+//     descriptor added or modified then if that is ready, and reports
+//     nothing of one deleted then that the kernel had not already handed
+//     over. (poll(2) is woken by the change and polls the new set.)
+//   - Add of a descriptor already registered fails with EEXIST on epoll and
+//     poll(2); kqueue replaces the registration. Modify and Delete of one
+//     that is not fail with ENOENT.
 //   - Delete must come before the descriptor is closed. Closing first leaves
 //     the kernel free to drop the registration on its own (kqueue) or to keep
 //     it alive through a duplicate (epoll), and Delete then fails. A caller
-//     that closes a descriptor nothing else holds (no dup, no child process,
-//     no kernel request in flight) may skip Delete: the close removes the
-//     registration on every backend.
+//     may skip Delete and let the close remove the registration, but on
+//     Linux that happens only once nothing else holds the open file (a dup,
+//     a child process between fork and exec, a kernel request in flight);
+//     until then events keep coming with the old token, which must tell
+//     them apart. poll(2) keeps its registrations in the process and cannot
+//     see a close at all: it drops a registration when a Wait finds the
+//     descriptor closed (POLLNVAL), but if the number is reused before
+//     that, the new descriptor is polled under the old registration (and an
+//     Add of it fails with EEXIST). With poll(2), Delete before every close;
+//     it costs no system call there.
 //   - Events already returned by Wait are the caller's: after Delete, or after
 //     the descriptor is closed and its number reused, they still carry the old
 //     token. That is what tokens are for.
+//   - An event carries the token in force when the kernel reported it, and
+//     its conditions are that registration's: a Modify, or a Delete and an
+//     Add of the same number, racing a Wait never gives the new token an old
+//     registration's ReadClosed, HangUp or Err. epoll hands the token back
+//     with the event and poll(2) keeps it beside the array it polled (an
+//     entry whose registration changed while it polled is not reported, and
+//     the next poll looks at the new one). kqueue keeps tokens in a table
+//     read after kevent returns, so an event that raced a change is
+//     reported with the new token as Readable or Writable only, as far as
+//     the new interest asks: a hint, which may be spurious; the next Wait,
+//     or the caller's read or write, tells the rest.
 //   - One descriptor may appear in two events of one batch: kqueue reports the
 //     read and write filters separately. Merge on the token if it matters.
 //   - ReadClosed means the peer will send nothing more; data sent before it
 //     may still be waiting to be read, so read until EOF. HangUp means the
 //     connection is finished both ways; Err means the descriptor has a
 //     pending error (read it with SO_ERROR or the next read or write).
+//     Where they come from: epoll's EPOLLRDHUP, EPOLLHUP and EPOLLERR;
+//     poll(2)'s POLLRDHUP (Linux and FreeBSD), POLLHUP and POLLERR; kqueue's
+//     EV_EOF and the error beside it. poll(2) without POLLRDHUP (Solaris,
+//     illumos, AIX, NetBSD, OpenBSD, DragonFly) reports a peer's half-close
+//     only as Readable, and the read returns end of file. On macOS, POLLHUP
+//     is the end of file of either direction, so poll(2) there reports
+//     ReadClosed only for a registration that asks for reading alone, and
+//     never HangUp. kqueue reports the directions on separate filters and
+//     never HangUp either: EV_EOF on the write filter, which our own
+//     shutdown(SHUT_WR) raises as well as a disconnection, is Writable, and
+//     the next write returns the error.
+//   - A registration with no interest asks for nothing, but epoll and
+//     poll(2) still report HangUp and Err, which their kernels report
+//     whatever was asked (level-triggered: at every Wait until the caller
+//     acts). kqueue reports nothing, and so does poll(2) on macOS, which is
+//     built on it. A caller that parks a descriptor with no interest must
+//     handle those events or Delete it.
 //   - Wake makes the Wait in progress, or the next one, return. Wakes that
 //     arrive before that Wait returns coalesce into one. A woken Wait may
 //     return zero events.
@@ -41,7 +92,10 @@
 //   - The token ^uint64(0) is reserved for the poller's own wake-up.
 //
 // Wait allocates nothing once its internal buffer has grown to the length of
-// the events slice it is given.
+// the events slice it is given (for poll(2), to the number of
+// registrations). A Wait costs O(ready descriptors) on epoll and kqueue,
+// and O(registered descriptors) on poll(2), which hands the kernel the
+// whole set every time.
 package poll
 
 import (

@@ -14,10 +14,13 @@ import (
 // belongs to the loop, and an output buffer exists only while answers wait
 // for the socket.
 type conn struct {
-	// handoff passes the slot from the loop that closes a descriptor to
-	// the loop that accepts its number next (see loop): its only
-	// synchronisation, so the race detector sees any other crossing.
-	handoff  atomic.Uint32
+	// gen is the slot's generation, the upper half of the poll token. It
+	// changes when the descriptor closes, so an event still queued for
+	// the closed socket (see drop) never reaches the connection that gets
+	// the number next, in this loop or another. It is also the slot's
+	// only synchronisation between loops (see loop), so the race detector
+	// sees any other crossing.
+	gen      atomic.Uint32
 	state    uint8
 	interest poll.Interest
 	// since is the tick of the last input (active list) or of the FIN
@@ -37,7 +40,7 @@ func (c *conn) pending() int {
 	return len(c.out.b) - c.out.off
 }
 
-// reset clears the connection's state.
+// reset clears the connection's state but keeps its generation.
 func (c *conn) reset() {
 	c.state, c.interest, c.since = 0, 0, 0
 	c.prev, c.next = -1, -1
@@ -142,4 +145,12 @@ func (o *outBuf) append(p []byte, limit int) {
 		o.b = nb
 	}
 	o.b = append(o.b, p...)
+}
+
+func nextGen(g uint32) uint32 {
+	g++
+	if g >= 1<<31 || g == 0 {
+		g = 1
+	}
+	return g
 }

@@ -17,7 +17,8 @@ const (
 	// drained, after the FIN, before the descriptor is closed.
 	lingerTime = 2 * time.Second
 	// listenerToken marks a listener's events, the listener's index in the
-	// low bits; a connection's token is its descriptor number.
+	// low bits. A connection's token is its slot's generation (below 1<<31)
+	// and its descriptor number: gen<<32 | fd.
 	listenerToken = 1 << 63
 )
 
@@ -47,17 +48,17 @@ const (
 // any loop, so close(2) is the moment the loop loses both, and nothing in
 // the loop may touch them after it. To make that easy to keep, close(2)
 // happens in one place, at one time: code that decides a connection must
-// end calls drop, which takes the connection out of the lists, the poller
-// and the send batch, frees what it holds, and queues the number; reap
+// end calls drop, which takes the connection out of the lists and the send
+// batch, frees what it holds, and queues the number; reap
 // closes the queued numbers at the end of the turn, after the turn's batch
 // is sent, when no frame on the loop's stack still holds one. Until then
 // the number stays open, so no other loop can be handed it, and anything
 // later in the turn that finds the slot without stOpen leaves it alone.
 //
-// A slot passes from one loop to the next through conn.handoff alone: reap
-// adds to it just before close(2), and open loads it just after accept.
-// Any other access by the old owner after close(2) is unordered with the
-// new owner's, so the race detector reports it.
+// A slot passes from one loop to the next through conn.gen alone: reap
+// stores a new generation just before close(2), and open loads it just
+// after accept. Any other access by the old owner after close(2) is
+// unordered with the new owner's, so the race detector reports it.
 type loop struct {
 	e      *pollEngine
 	p      *poll.Poller
@@ -192,8 +193,11 @@ func (l *loop) run() {
 				l.accept(int(ev.Token&^listenerToken), acceptBatch)
 				continue
 			}
-			fd := int(ev.Token)
+			fd := int(uint32(ev.Token))
 			c := l.e.table.get(fd)
+			if c.gen.Load() != uint32(ev.Token>>32) {
+				continue // for a socket closed in an earlier turn (see drop)
+			}
 			if c.state&stOpen == 0 {
 				continue // dropped earlier in this turn
 			}

@@ -67,15 +67,21 @@ func (l *loop) accept(i, n int) bool {
 	return false
 }
 
-// openAccepted opens a connection reserved in Open, or closes it.
-func (l *loop) openAccepted(fd int) {
+// openAccepted opens a connection reserved in Open, or closes it and
+// reports false.
+func (l *loop) openAccepted(fd int) bool {
 	if err := l.open(fd); err != nil {
 		l.e.st.Open.Add(-1)
 		unix.Close(fd)
 		l.e.st.AcceptErrors.Add(1)
 		l.e.acceptErr.Log("err", err)
+		return false
 	}
+	return true
 }
+
+// token is a connection's poll token.
+func token(gen uint32, fd int) uint64 { return uint64(gen)<<32 | uint64(fd) }
 
 // inbox passes accepted descriptors from the accepting loop to another.
 // Its mutex is the handover: the number is the receiver's from then on,
@@ -110,9 +116,8 @@ func (l *loop) takeInbox() {
 	in.fds, in.spare = in.spare[:0], fds
 	in.mu.Unlock()
 	for _, fd := range fds {
-		l.openAccepted(int(fd))
-		if c := l.e.table.get(int(fd)); l.drain != nil && c.state&stOpen != 0 {
-			l.startDrain(c, int(fd))
+		if l.openAccepted(int(fd)) && l.drain != nil {
+			l.startDrain(l.e.table.get(int(fd)), int(fd))
 		}
 	}
 }
@@ -181,7 +186,7 @@ func (l *loop) open(fd int) error {
 	}
 	// The slot is ours from here: this load orders what follows after the
 	// previous owner's last touch (see loop).
-	c.handoff.Load()
+	g := c.gen.Load()
 	c.state = stOpen
 	c.interest = poll.Readable
 	if l.protos != nil {
@@ -190,10 +195,9 @@ func (l *loop) open(fd int) error {
 		c.fr = newFramer(l.e.cfg.MaxMessage, l.e.cfg.Framing)
 	}
 	c.since = l.e.ticks()
-	if err := l.p.Add(fd, uint64(fd), poll.Readable); err != nil {
+	if err := l.p.Add(fd, token(g, fd), poll.Readable); err != nil {
 		delete(l.protos, int32(fd))
 		c.reset()
-		c.handoff.Add(1)
 		return err
 	}
 	l.active.pushBack(l.e, fd)

@@ -61,8 +61,8 @@ func (l *loop) fail(c *conn, fd int, err error) {
 	l.drop(c, fd, "")
 }
 
-// drop ends a connection's life in the loop: it leaves its list, the
-// poller and the send batch, and what it holds is freed. Its descriptor
+// drop ends a connection's life in the loop: it leaves its list and the
+// send batch, and what it holds is freed. Its descriptor
 // stays open until reap, at the end of the turn (see loop), and its slot
 // has state 0 meanwhile, so the turn's later events and batch entries for
 // it are ignored. Dropping twice is harmless.
@@ -75,14 +75,13 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	} else {
 		l.active.remove(l.e, fd)
 	}
-	// close(2) in reap takes the registration with it (epoll(7), "Will
-	// closing a file descriptor cause it to be removed from all epoll
-	// interest lists?"; kqueue(2)), which spares a system call per
-	// connection, unless something else still holds the socket: only a send
-	// left in flight by a ring that failed can.
-	if l.retired != nil {
-		l.p.Delete(fd)
-	}
+	// No Delete: close(2) in reap takes the registration with it, which
+	// spares a system call per connection (epoll(7), "Will closing a file
+	// descriptor cause it to be removed from all epoll interest lists?";
+	// kqueue(2)). Not always at once on Linux: while something else holds
+	// the socket (a child between fork and exec, a send left in flight by
+	// a ring that failed), the registration lives on and may report it
+	// again. Those events carry the old generation, and run ignores them.
 	if c.out != nil {
 		l.putBuf(c.out)
 	}
@@ -111,7 +110,8 @@ func (l *loop) reap() {
 	for _, fd := range l.dead {
 		// The slot's last touch by this loop, before the number is free
 		// for another loop's accept.
-		l.e.table.get(int(fd)).handoff.Add(1)
+		c := l.e.table.get(int(fd))
+		c.gen.Store(nextGen(c.gen.Load()))
 		unix.Close(int(fd))
 	}
 	l.e.st.Open.Add(-int64(len(l.dead)))

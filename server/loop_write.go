@@ -216,7 +216,7 @@ func (l *loop) setInterest(c *conn, fd int) {
 	if in == c.interest {
 		return
 	}
-	if err := l.p.Modify(fd, uint64(fd), in); err != nil {
+	if err := l.p.Modify(fd, token(c.gen.Load(), fd), in); err != nil {
 		l.fail(c, fd, err)
 		return
 	}

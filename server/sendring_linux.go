@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -41,7 +42,7 @@ type sendRing struct {
 	// The bounded wait's argument lives here, on the heap, where the
 	// kernel can read it for the whole call.
 	waitArg ioringGeteventsArg
-	waitTS  unix.Timespec
+	waitTS  kernelTimespec
 
 	sqTail  *uint32
 	sqMask  uint32
@@ -69,6 +70,10 @@ const (
 	// be there (see await). Past it the ring counts as failed.
 	awaitTimeout = 100 * time.Millisecond
 )
+
+// kernelTimespec is struct __kernel_timespec: 64-bit fields on every
+// architecture, unlike unix.Timespec on 32-bit ones.
+type kernelTimespec struct{ sec, nsec int64 }
 
 // ioringGeteventsArg is struct io_uring_getevents_arg: with
 // IORING_ENTER_EXT_ARG, io_uring_enter(2) takes it in place of a signal
@@ -303,7 +308,7 @@ func (r *sendRing) await(res []int32, lo, hi int) error {
 		if missing == 0 {
 			return nil
 		}
-		r.waitTS = unix.NsecToTimespec(int64(awaitTimeout))
+		r.waitTS = kernelTimespec{sec: int64(awaitTimeout / time.Second), nsec: int64(awaitTimeout % time.Second)}
 		r.waitArg = ioringGeteventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
 		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, uintptr(missing),
 			ioringEnterGetEvents|ioringEnterExtArg, uintptr(unsafe.Pointer(&r.waitArg)), unsafe.Sizeof(r.waitArg))
@@ -311,7 +316,9 @@ func (r *sendRing) await(res []int32, lo, hi int) error {
 		case 0, unix.EINTR:
 		case unix.ETIME:
 			r.reap(res)
-			return fmt.Errorf("io_uring: %d sends not completed within %v", missing, awaitTimeout)
+			if slices.Contains(res[lo:hi], resUnsent) {
+				return fmt.Errorf("io_uring: sends not completed within %v", awaitTimeout)
+			}
 		default:
 			return os.NewSyscallError("io_uring_enter", errno)
 		}
