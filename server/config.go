@@ -76,6 +76,23 @@ type Config struct {
 	// IdleTimeout closes a connection that sent nothing for that long.
 	// Zero means never.
 	IdleTimeout time.Duration
+	// ProxyProtocol, for a server behind a load balancer such as HAProxy
+	// (send-proxy or send-proxy-v2), makes every connection begin with a
+	// PROXY protocol header, version 1 or 2 (see ProxyHeader). The client
+	// address it announces is the connection's from then on: in logs, for
+	// MaxConnsPerIP, and for a Protocol that asks (RemoteAddrSetter). A
+	// connection without a valid header, or whose header is not complete
+	// within ProxyHeaderTimeout, is closed at once and counted in
+	// Stats.ProxyErrors. A v2 LOCAL header (the balancer's own health
+	// check) is served as a connection of the balancer. The poll and
+	// stdnet engines support it; New fails on evio.
+	ProxyProtocol bool
+	// MaxConnsPerIP caps the connections open at once from one client
+	// address (with ProxyProtocol, the header's); past it a new one is
+	// closed at once, before it is served, and counted in
+	// Stats.RejectedPerIP. Zero means no cap. The poll and stdnet engines
+	// support it; New fails on evio.
+	MaxConnsPerIP int
 	// DirectSend makes the poll engine on Linux write each connection's
 	// answers with its own send(2), instead of submitting all the answers of
 	// a loop's turn in one io_uring_enter(2). The server falls back to it by
@@ -127,6 +144,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxConns < 0 {
 		return c, fmt.Errorf("server: MaxConns %d is negative", c.MaxConns)
+	}
+	if c.MaxConnsPerIP < 0 {
+		return c, fmt.Errorf("server: MaxConnsPerIP %d is negative", c.MaxConnsPerIP)
 	}
 	if c.MaxPendingOutput == 0 {
 		c.MaxPendingOutput = DefaultMaxPendingOutput

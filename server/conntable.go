@@ -21,7 +21,7 @@ type conn struct {
 	// only synchronisation between loops (see loop), so the race detector
 	// sees any other crossing.
 	gen      atomic.Uint32
-	state    uint8
+	state    uint16
 	interest poll.Interest
 	// since is the tick of the last input (active list) or of the FIN
 	// (linger list).

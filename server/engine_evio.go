@@ -189,6 +189,11 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return nil, err
 	}
+	// The reference engine stays as small as evio's own model: it serves
+	// the protocol, not a balancer's header or per-address caps.
+	if cfg.ProxyProtocol || cfg.MaxConnsPerIP > 0 {
+		return nil, errors.New("server: the evio engine has no ProxyProtocol or MaxConnsPerIP")
+	}
 	e := &evioEngine{
 		cfg:      cfg,
 		st:       st,

@@ -42,9 +42,12 @@ type pollEngine struct {
 	// releasedAt is the tick of the last releaseMemory, plus one.
 	releasedAt atomic.Uint32
 
+	ips *ipLimit // nil without Config.MaxConnsPerIP
+
 	rejected  *rateLog
 	acceptErr *rateLog
 	connErr   *rateLog
+	proxyErr  *rateLog
 
 	mu      sync.Mutex
 	serving bool
@@ -65,6 +68,8 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		rejected:  newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
 		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
 		connErr:   newRateLog(cfg.Logger, slog.LevelDebug, "connection error"),
+		proxyErr:  newRateLog(cfg.Logger, slog.LevelInfo, "PROXY header rejected"),
+		ips:       newIPLimit(cfg.MaxConnsPerIP),
 	}
 	e.handoff = spreadByHandoff && cfg.Loops > 1
 	for i := range cfg.Loops {

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,8 @@ type stdnetEngine struct {
 
 	rejected  *rateLog
 	acceptErr *rateLog
+	proxyErr  *rateLog
+	ips       *ipLimit // nil without Config.MaxConnsPerIP
 	logConns  bool
 
 	draining atomic.Bool // Shutdown began: drain each connection, then close
@@ -80,7 +83,9 @@ type stdnetEngine struct {
 type stdConn struct {
 	c          net.Conn
 	mu         sync.Mutex
-	drainUntil time.Time // set on the first drain read
+	drainUntil time.Time      // set on the first drain read
+	remote     netip.AddrPort // the client's: the PROXY header's if it named one
+	counted    bool           // remote counts in the engine's ipLimit
 }
 
 func newEngine(cfg *Config, st *Stats) (engine, error) {
@@ -93,6 +98,8 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		st:        st,
 		lns:       lns,
 		rejected:  newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
+		proxyErr:  newRateLog(cfg.Logger, slog.LevelInfo, "PROXY header rejected"),
+		ips:       newIPLimit(cfg.MaxConnsPerIP),
 		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
 		logConns:  cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		conns:     make(map[*stdConn]struct{}),
@@ -317,18 +324,70 @@ func (e *stdnetEngine) setReadDeadline(sc *stdConn, cur int) int {
 
 func (e *stdnetEngine) serveConn(sc *stdConn) {
 	c := sc.c
-	var remote string
-	if e.logConns {
-		remote = c.RemoteAddr().String()
-		e.cfg.Logger.Debug("connection opened", "remote", remote)
-	}
 	why := e.converse(sc)
 	c.Close()
+	if sc.counted {
+		e.ips.release(sc.remote.Addr())
+	}
 	e.st.Open.Add(-1)
-	if e.logConns {
-		e.cfg.Logger.Debug("connection closed", "remote", remote, "reason", why)
+	if e.logConns && why != "proxy" && why != "per-ip" {
+		e.cfg.Logger.Debug("connection closed", "remote", sc.remote, "reason", why)
 	}
 	e.exit(sc)
+}
+
+// start reads the PROXY header if there must be one, then admits the
+// connection: MaxConnsPerIP, the log, the Protocol's address. It returns
+// the input that came after the header, at the start of in, or why the
+// connection must close.
+func (e *stdnetEngine) start(sc *stdConn, p Protocol, in []byte) (n int, why string) {
+	c := sc.c
+	sc.remote = c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	sc.remote = netip.AddrPortFrom(sc.remote.Addr().Unmap(), sc.remote.Port())
+	limit := e.ips != nil
+	if e.cfg.ProxyProtocol {
+		var h ProxyHeader
+		c.SetReadDeadline(time.Now().Add(ProxyHeaderTimeout))
+		for {
+			m, err := c.Read(in)
+			used, done, herr := h.Feed(in[:m])
+			e.st.BytesIn.Add(int64(used))
+			switch {
+			case herr == nil && !done && err != nil:
+				herr = ErrProxyTruncated
+			case herr == nil && !done:
+				continue
+			}
+			if herr != nil {
+				e.st.ProxyErrors.Add(1)
+				e.proxyErr.Log("err", herr)
+				return 0, "proxy"
+			}
+			n = copy(in, in[used:m])
+			break
+		}
+		c.SetReadDeadline(time.Time{})
+		if src, ok := h.Source(); ok {
+			sc.remote = src
+		} else {
+			limit = false // the balancer's own connection
+		}
+	}
+	if limit {
+		if !e.ips.take(sc.remote.Addr()) {
+			e.st.RejectedPerIP.Add(1)
+			e.rejected.Log("reason", "MaxConnsPerIP", "remote", sc.remote.Addr(), "max_conns_per_ip", e.cfg.MaxConnsPerIP)
+			return 0, "per-ip"
+		}
+		sc.counted = true
+	}
+	if e.logConns {
+		e.cfg.Logger.Debug("connection opened", "remote", sc.remote)
+	}
+	if s, ok := p.(RemoteAddrSetter); ok {
+		s.SetRemoteAddr(sc.remote)
+	}
+	return n, ""
 }
 
 // converse runs the protocol on one connection until it must close, and
@@ -339,11 +398,21 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 	// Reading no more than this keeps the answers to one read within
 	// MaxPendingOutput (see MaxExpansion).
 	in := make([]byte, max(256, e.cfg.MaxPendingOutput/MaxExpansion))
+	pre, why := e.start(sc, p, in)
+	if why != "" {
+		return why
+	}
 	var out []byte
 	dl := dlNone
 	for {
-		dl = e.setReadDeadline(sc, dl)
-		n, err := c.Read(in)
+		var n int
+		var err error
+		if pre > 0 {
+			n, pre = pre, 0
+		} else {
+			dl = e.setReadDeadline(sc, dl)
+			n, err = c.Read(in)
+		}
 		if n > 0 {
 			e.st.BytesIn.Add(int64(n))
 			var done bool

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -23,8 +24,9 @@ const (
 )
 
 // Connection states. A live connection has stOpen and lives in exactly one
-// of its loop's two lists: active (ordered by last input when IdleTimeout
-// is set) or linger. A dropped one has state 0 until its descriptor closes
+// of its loop's lists: headers (waiting for its PROXY header, in order of
+// arrival), active (ordered by last input when IdleTimeout is set) or
+// linger. A dropped one has state 0 until its descriptor closes
 // at the end of the turn (see drop).
 const (
 	stOpen     = 1 << iota
@@ -35,6 +37,7 @@ const (
 	stLinger   // FIN sent; discarding input until EOF or lingerTime
 	stDraining // shutdown: answer what is readable, then close
 	stBatched  // answers wait in the loop's send batch; c.out is nil
+	stProxy    // in the headers list: its PROXY header is not complete yet
 )
 
 // loop is one event loop: a poller, its listeners, and the connections it
@@ -67,7 +70,14 @@ type loop struct {
 	buf    []byte // the loop's one read buffer
 	out    []byte // scratch for answers before they are written
 
-	active, linger list
+	headers, active, linger list
+	// proxies holds the PROXY header parser of each connection in the
+	// headers list; freeHeaders, parsers to reuse.
+	proxies     map[int32]*ProxyHeader
+	freeHeaders []*ProxyHeader
+	// ips holds the address each connection counts under in the engine's
+	// ipLimit, when Config.MaxConnsPerIP is set.
+	ips map[int32]netip.Addr
 	// dead holds the descriptors dropped in this turn, closed by reap.
 	dead []int32
 	// walk is scratch for beginStop's pass over the active list.
@@ -130,23 +140,29 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 			return nil, err
 		}
 	}
-	var protos map[int32]Protocol
-	if !e.cfg.builtin {
-		protos = make(map[int32]Protocol)
-	}
-	return &loop{
+	l := &loop{
 		e:         e,
-		protos:    protos,
 		p:         p,
 		lfds:      lfds,
 		events:    make([]poll.Event, 256),
 		buf:       make([]byte, readBufSize),
 		out:       make([]byte, 0, readBufSize),
+		headers:   newList(),
 		active:    newList(),
 		linger:    newList(),
 		logConns:  e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		idleTicks: uint32(min(e.cfg.IdleTimeout.Milliseconds(), 1<<31)),
-	}, nil
+	}
+	if !e.cfg.builtin {
+		l.protos = make(map[int32]Protocol)
+	}
+	if e.cfg.ProxyProtocol {
+		l.proxies = make(map[int32]*ProxyHeader)
+	}
+	if e.ips != nil {
+		l.ips = make(map[int32]netip.Addr)
+	}
+	return l, nil
 }
 
 // run is the loop: each turn waits for events, handles them, then ends
@@ -165,7 +181,7 @@ func (l *loop) run() {
 			}
 		}
 		sent := l.endTurn()
-		if l.stopping && l.active.head < 0 && l.linger.head < 0 && l.seal() {
+		if l.stopping && l.headers.head < 0 && l.active.head < 0 && l.linger.head < 0 && l.seal() {
 			return
 		}
 		if sent {
@@ -278,6 +294,9 @@ func (l *loop) timeout() time.Duration {
 	if l.linger.head >= 0 {
 		consider(l.e.table.get(int(l.linger.head)).since + uint32(lingerTime/time.Millisecond))
 	}
+	if l.headers.head >= 0 {
+		consider(l.e.table.get(int(l.headers.head)).since + proxyTicks)
+	}
 	if l.acceptOff {
 		consider(l.acceptRetry)
 	}
@@ -297,10 +316,18 @@ func (l *loop) timeout() time.Duration {
 // expire drops idle and lingering connections whose time is up, and
 // watches the listeners again after an accept back-off.
 func (l *loop) expire() {
-	if l.idleTicks == 0 && l.linger.head < 0 && !l.acceptOff {
+	if l.idleTicks == 0 && l.linger.head < 0 && l.headers.head < 0 && !l.acceptOff {
 		return
 	}
 	now := l.e.ticks()
+	for l.headers.head >= 0 {
+		fd := int(l.headers.head)
+		c := l.e.table.get(fd)
+		if int32(now-c.since) < int32(proxyTicks) {
+			break
+		}
+		l.proxyFail(c, fd, ErrProxyTruncated)
+	}
 	for l.idleTicks > 0 && l.active.head >= 0 {
 		fd := int(l.active.head)
 		c := l.e.table.get(fd)

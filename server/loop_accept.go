@@ -3,6 +3,7 @@
 package server
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -200,21 +201,13 @@ func (l *loop) open(fd int) error {
 		c.reset()
 		return err
 	}
+	if l.proxies != nil {
+		c.state |= stProxy
+		l.newHeader(fd)
+		l.headers.pushBack(l.e, fd)
+		return nil
+	}
 	l.active.pushBack(l.e, fd)
-	l.e.st.Accepted.Add(1)
-	if l.logConns {
-		l.e.cfg.Logger.Debug("connection opened", "remote", peerName(fd), "fd", fd)
-	}
+	l.admit(c, fd, netip.AddrPort{}, false)
 	return nil
-}
-
-func peerName(fd int) string {
-	sa, err := unix.Getpeername(fd)
-	if err != nil {
-		return "?"
-	}
-	if a := sockaddrTCP(sa); a != nil {
-		return a.String()
-	}
-	return "?"
 }

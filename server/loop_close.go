@@ -70,10 +70,21 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	if c.state&stOpen == 0 {
 		return
 	}
-	if c.state&stLinger != 0 {
+	switch {
+	case c.state&stLinger != 0:
 		l.linger.remove(l.e, fd)
-	} else {
+	case c.state&stProxy != 0:
+		l.headers.remove(l.e, fd)
+		l.freeHeaders = append(l.freeHeaders, l.proxies[int32(fd)])
+		delete(l.proxies, int32(fd))
+	default:
 		l.active.remove(l.e, fd)
+	}
+	if l.ips != nil {
+		if a, ok := l.ips[int32(fd)]; ok {
+			l.e.ips.release(a)
+			delete(l.ips, int32(fd))
+		}
 	}
 	// No Delete: close(2) in reap takes the registration with it, which
 	// spares a system call per connection (epoll(7), "Will closing a file

@@ -19,11 +19,12 @@ func (l *loop) readable(c *conn, fd int) {
 	if c.state&(stPaused|stNoRead) != 0 {
 		return
 	}
+	if c.state&stProxy != 0 {
+		l.readHeader(c, fd)
+		return
+	}
 	for range readsPerEvent {
-		// Read no more than the answers to it can add while keeping this
-		// client's unwritten answers within MaxPendingOutput.
-		room := l.e.cfg.MaxPendingOutput - c.pending()
-		n := min(max(room/MaxExpansion, 1), len(l.buf))
+		n := l.readSize(c)
 		if c.state&stDraining != 0 {
 			if l.drain[fd] == 0 {
 				l.endDrain(c, fd)
@@ -46,29 +47,7 @@ func (l *loop) readable(c *conn, fd int) {
 			l.finish(c, fd, true)
 			return
 		}
-		l.bytesIn += int64(n)
-		if c.state&stDraining != 0 {
-			l.drain[fd] -= n
-		}
-		if l.idleTicks > 0 {
-			l.touch(c, fd)
-		}
-		var out []byte
-		var done bool
-		if l.protos == nil {
-			out, done = c.fr.Feed(l.out[:0], l.buf[:n])
-			l.msgs += answered(out, done)
-		} else {
-			out, done = l.protos[int32(fd)].Feed(l.out[:0], l.buf[:n])
-		}
-		if cap(out) > cap(l.out) {
-			l.out = out[:0] // keep the grown scratch for the next read
-		}
-		if !l.write(c, fd, out) {
-			return
-		}
-		if done {
-			l.finish(c, fd, false)
+		if !l.consume(c, fd, l.buf[:n]) {
 			return
 		}
 		// Outside shutdown one read per event is enough: the poller is
@@ -77,6 +56,44 @@ func (l *loop) readable(c *conn, fd int) {
 			return
 		}
 	}
+}
+
+// readSize is how much to read: no more than the answers to it can add
+// while keeping this client's unwritten answers within MaxPendingOutput.
+func (l *loop) readSize(c *conn) int {
+	room := l.e.cfg.MaxPendingOutput - c.pending()
+	return min(max(room/MaxExpansion, 1), len(l.buf))
+}
+
+// consume hands input to the protocol and writes its answers. It reports
+// whether the connection reads on: false once it finished or was dropped.
+func (l *loop) consume(c *conn, fd int, in []byte) bool {
+	l.bytesIn += int64(len(in))
+	if c.state&stDraining != 0 {
+		l.drain[fd] -= len(in)
+	}
+	if l.idleTicks > 0 {
+		l.touch(c, fd)
+	}
+	var out []byte
+	var done bool
+	if l.protos == nil {
+		out, done = c.fr.Feed(l.out[:0], in)
+		l.msgs += answered(out, done)
+	} else {
+		out, done = l.protos[int32(fd)].Feed(l.out[:0], in)
+	}
+	if cap(out) > cap(l.out) {
+		l.out = out[:0] // keep the grown scratch for the next read
+	}
+	if !l.write(c, fd, out) {
+		return false
+	}
+	if done {
+		l.finish(c, fd, false)
+		return false
+	}
+	return true
 }
 
 // endDrain ends a shutdown drain once the input received before the

@@ -16,6 +16,11 @@ func (l *loop) beginStop() {
 		l.accept(i, acceptQueued)
 	}
 	l.releaseListeners()
+	// A connection still owing its PROXY header has sent no message.
+	for l.headers.head >= 0 {
+		fd := int(l.headers.head)
+		l.drop(l.e.table.get(fd), fd, "shutdown")
+	}
 	l.drain = make(map[int]int)
 	// The walk goes over a copy of the list: reading a connection can send
 	// the batch, which can move or drop others.
@@ -40,6 +45,10 @@ func (l *loop) startDrain(c *conn, fd int) {
 
 // closeEverything drops every connection at once.
 func (l *loop) closeEverything() {
+	for l.headers.head >= 0 {
+		fd := int(l.headers.head)
+		l.drop(l.e.table.get(fd), fd, "shutdown")
+	}
 	for l.active.head >= 0 {
 		fd := int(l.active.head)
 		l.drop(l.e.table.get(fd), fd, "shutdown")

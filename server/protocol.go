@@ -1,5 +1,7 @@
 package server
 
+import "net/netip"
+
 // Protocol is the per-connection side of a server. An engine reads a
 // connection's bytes, hands them to the connection's Protocol value and
 // writes what it returns; it never looks inside. Engines call a Protocol
@@ -15,6 +17,14 @@ type Protocol interface {
 	// End is called once when the client has half-closed: it appends the
 	// answer to any unfinished message and returns the extended slice.
 	End(out []byte) []byte
+}
+
+// RemoteAddrSetter is implemented by a Protocol value that wants its
+// client's address. The engine calls SetRemoteAddr once, before the first
+// Feed, with the peer's address, or with the PROXY header's source address
+// when Config.ProxyProtocol is on and the header names one.
+type RemoteAddrSetter interface {
+	SetRemoteAddr(netip.AddrPort)
 }
 
 // MaxExpansion is the most output a Protocol may produce per input byte

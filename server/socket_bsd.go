@@ -4,6 +4,7 @@ package server
 
 import (
 	"math"
+	"net/netip"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -86,3 +87,17 @@ func unread(fd int) int {
 // measured against Linux's scheduler only, and darwin has no such system
 // call in x/sys.
 func yieldCPU() {}
+
+// peerAddr is fd's peer address, or the zero AddrPort if the kernel will
+// not say.
+func peerAddr(fd int) netip.AddrPort {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	if a := sockaddrTCP(sa); a != nil {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}

@@ -4,6 +4,7 @@ package server
 
 import (
 	"math"
+	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -82,3 +83,26 @@ func unread(fd int) int {
 // That can take a while, so it goes through the runtime's system call
 // entry like any other call that may keep the thread away.
 func yieldCPU() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+
+// peerAddr is fd's peer address, read with a raw getpeername into a buffer
+// on the stack, which x/sys's Getpeername would allocate; the zero
+// AddrPort if the kernel will not say.
+func peerAddr(fd int) netip.AddrPort {
+	var sa unix.RawSockaddrAny
+	n := uint32(unsafe.Sizeof(sa))
+	_, _, errno := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
+	if errno != 0 {
+		return netip.AddrPort{}
+	}
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), uint16(port[0])<<8|uint16(port[1]))
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), uint16(port[0])<<8|uint16(port[1]))
+	}
+	return netip.AddrPort{}
+}

@@ -36,20 +36,28 @@ type Stats struct {
 	Resets atomic.Int64
 	// AcceptErrors counts failed accepts, EMFILE and ENFILE included.
 	AcceptErrors atomic.Int64
+	// ProxyErrors counts connections closed because they did not begin
+	// with a valid PROXY protocol header in time (Config.ProxyProtocol).
+	ProxyErrors atomic.Int64
+	// RejectedPerIP counts connections closed at once because their client
+	// address had Config.MaxConnsPerIP open already.
+	RejectedPerIP atomic.Int64
 }
 
 // Snapshot returns the counters by name, for expvar and logs.
 func (s *Stats) Snapshot() map[string]int64 {
 	return map[string]int64{
-		"accepted":      s.Accepted.Load(),
-		"rejected":      s.Rejected.Load(),
-		"open":          s.Open.Load(),
-		"messages":      s.Messages.Load(),
-		"bytes_in":      s.BytesIn.Load(),
-		"bytes_out":     s.BytesOut.Load(),
-		"backpressure":  s.Backpressure.Load(),
-		"idle_closed":   s.IdleClosed.Load(),
-		"resets":        s.Resets.Load(),
-		"accept_errors": s.AcceptErrors.Load(),
+		"accepted":        s.Accepted.Load(),
+		"rejected":        s.Rejected.Load(),
+		"open":            s.Open.Load(),
+		"messages":        s.Messages.Load(),
+		"bytes_in":        s.BytesIn.Load(),
+		"bytes_out":       s.BytesOut.Load(),
+		"backpressure":    s.Backpressure.Load(),
+		"idle_closed":     s.IdleClosed.Load(),
+		"resets":          s.Resets.Load(),
+		"accept_errors":   s.AcceptErrors.Load(),
+		"proxy_errors":    s.ProxyErrors.Load(),
+		"rejected_per_ip": s.RejectedPerIP.Load(),
 	}
 }

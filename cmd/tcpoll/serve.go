@@ -29,6 +29,8 @@ func serveCmd(args []string) error {
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "most concurrent connections (0 = descriptor limit)")
 	fs.IntVar(&cfg.MaxPendingOutput, "max-pending-output", server.DefaultMaxPendingOutput, "unread answers held per client before reading from it pauses, in `bytes`")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0 = never)")
+	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "every connection begins with a PROXY protocol header, v1 or v2, from a load balancer (HAProxy's send-proxy or send-proxy-v2)")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client address, the PROXY header's with -proxy-protocol (0 = no limit)")
 	fs.BoolVar(&cfg.DirectSend, "direct-send", false, "Linux: send each client's answers with its own send(2) instead of one io_uring_enter per loop turn")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	verbose := fs.Bool("v", false, "log every connection and message (debug level)")
