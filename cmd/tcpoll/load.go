@@ -31,6 +31,7 @@ func loadCmd(args []string) error {
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops (0 = GOMAXPROCS)")
 	fs.DurationVar(&cfg.Timeout, "timeout", load.DefaultTimeout, "longest wait for an answer (or a connect)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server `pid`, to report its CPU time (Linux)")
+	proxy := fs.String("proxy", "", "begin every connection with a PROXY protocol header of this `version`, v1 or v2, announcing its own addresses (for a server run with -proxy-protocol)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON line")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -46,8 +47,11 @@ func loadCmd(args []string) error {
 		fs.Usage()
 		return flag.ErrHelp
 	}
+	var err error
+	if cfg.Proxy, err = load.ParseProxy(*proxy); err != nil {
+		return err
+	}
 	if *src != "" {
-		var err error
 		if cfg.Sources, err = load.ParseSources(*src); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package load_test
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/tcpoll/poll/internal/load"
@@ -24,4 +25,14 @@ func ExampleHistogram() {
 	// Each within 0.4% of the exact 500µs, 990µs and 1ms.
 	fmt.Println(h.Quantile(0.5).Round(time.Microsecond), h.Quantile(0.99).Round(time.Microsecond), h.Max())
 	// Output: 501µs 989µs 1ms
+}
+
+func ExampleAppendProxyHeader() {
+	src := netip.MustParseAddrPort("192.0.2.7:40000")
+	dst := netip.MustParseAddrPort("198.51.100.1:3137")
+	fmt.Printf("%q\n", load.AppendProxyHeader(nil, load.ProxyV1, src, dst))
+	fmt.Printf("% x\n", load.AppendProxyHeader(nil, load.ProxyV2, src, dst))
+	// Output:
+	// "PROXY TCP4 192.0.2.7 198.51.100.1 40000 3137\r\n"
+	// 0d 0a 0d 0a 00 0d 0a 51 55 49 54 0a 21 11 00 0c c0 00 02 07 c6 33 64 01 9c 40 0c 41
 }

@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -91,6 +92,103 @@ type Config struct {
 	// Progress, if not nil, receives a progress line once a second, each
 	// rewriting the last with a carriage return. Pass a terminal only.
 	Progress io.Writer
+	// Proxy, if not ProxyNone, makes every connection begin with a PROXY
+	// protocol header, as a load balancer would send it: version 1 or 2,
+	// announcing the connection's own local address as the client and the
+	// server's address as the destination. It is written once, when the
+	// connection opens and before the warm-up, so it costs the measured
+	// window nothing.
+	Proxy Proxy
+}
+
+// Proxy is the PROXY protocol header (HAProxy's doc/proxy-protocol.txt)
+// that connections send first, if any.
+type Proxy uint8
+
+const (
+	ProxyNone Proxy = iota // no header: the client is itself
+	ProxyV1                // "PROXY TCP4 src dst sport dport\r\n" (or TCP6)
+	ProxyV2                // the binary header, command PROXY, TCP over IPv4 or IPv6
+)
+
+// String returns "none", "v1" or "v2".
+func (p Proxy) String() string {
+	switch p {
+	case ProxyNone:
+		return "none"
+	case ProxyV1:
+		return "v1"
+	case ProxyV2:
+		return "v2"
+	}
+	return fmt.Sprintf("Proxy(%d)", uint8(p))
+}
+
+// ParseProxy is the inverse of Proxy.String; "" means ProxyNone.
+func ParseProxy(s string) (Proxy, error) {
+	switch s {
+	case "", "none":
+		return ProxyNone, nil
+	case "v1":
+		return ProxyV1, nil
+	case "v2":
+		return ProxyV2, nil
+	}
+	return 0, fmt.Errorf("load: unknown PROXY protocol version %q (want v1 or v2)", s)
+}
+
+// MaxProxyHeader bounds the headers AppendProxyHeader writes: a v1 line
+// with two full IPv6 addresses (104 bytes) and a v2 header for IPv6 (16 +
+// 36 bytes) are within the v1 limit of 107 bytes.
+const MaxProxyHeader = 107
+
+// proxyV2Sig is the 12-byte signature that starts a v2 header.
+const proxyV2Sig = "\r\n\r\n\x00\r\nQUIT\n"
+
+// AppendProxyHeader appends to b the header of version v for a TCP
+// connection from src to dst, which must be of one family (a v4-mapped
+// IPv6 address counts as IPv4; zones are dropped), and returns the
+// extended slice; ProxyNone appends nothing. It allocates nothing when b
+// has room for MaxProxyHeader more bytes. A client that dials a server run
+// with -proxy-protocol, such as a benchmark's, writes it first.
+func AppendProxyHeader(b []byte, v Proxy, src, dst netip.AddrPort) []byte {
+	sa, da := src.Addr().Unmap().WithZone(""), dst.Addr().Unmap().WithZone("")
+	switch v {
+	case ProxyV1:
+		b = append(b, "PROXY TCP4 "...)
+		if sa.Is6() {
+			b[len(b)-2] = '6'
+		}
+		b = sa.AppendTo(b)
+		b = append(b, ' ')
+		b = da.AppendTo(b)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(src.Port()), 10)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(dst.Port()), 10)
+		return append(b, "\r\n"...)
+	case ProxyV2:
+		// Version 2, command PROXY; then the family and transport: 0x11
+		// TCP over IPv4 with 12 bytes of addresses, 0x21 TCP over IPv6
+		// with 36.
+		fam, n := byte(0x11), 12
+		if sa.Is6() {
+			fam, n = 0x21, 36
+		}
+		b = append(b, proxyV2Sig...)
+		b = append(b, 0x21, fam, 0, byte(n))
+		if sa.Is6() {
+			s, d := sa.As16(), da.As16()
+			b = append(b, s[:]...)
+			b = append(b, d[:]...)
+		} else {
+			s, d := sa.As4(), da.As4()
+			b = append(b, s[:]...)
+			b = append(b, d[:]...)
+		}
+		return append(b, byte(src.Port()>>8), byte(src.Port()), byte(dst.Port()>>8), byte(dst.Port()))
+	}
+	return b
 }
 
 // withDefaults validates c and fills in its zero fields.
@@ -134,6 +232,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("load: bad rate %v", c.Rate)
 	case c.Loops < 0:
 		return c, fmt.Errorf("load: Loops %d is negative", c.Loops)
+	case c.Proxy > ProxyV2:
+		return c, fmt.Errorf("load: unknown %v", c.Proxy)
 	case int64(c.Depth)*int64(c.Size) > 64<<20:
 		return c, fmt.Errorf("load: Depth × Size is %d bytes, over 64 MiB", int64(c.Depth)*int64(c.Size))
 	}
@@ -147,6 +247,7 @@ type Result struct {
 	// The configuration, after defaults.
 	Conns, Depth, Size, Loops int
 	Rate                      float64
+	Proxy                     Proxy
 	// Duration is the measured window: Config.Duration, or less if the
 	// context ended the run early.
 	Duration time.Duration
@@ -218,6 +319,7 @@ type resultJSON struct {
 	Size            int      `json:"size"`
 	Loops           int      `json:"loops"`
 	Rate            float64  `json:"rate"`
+	Proxy           string   `json:"proxy,omitempty"`
 	DurationSeconds float64  `json:"duration_s"`
 	FirstError      string   `json:"first_error,omitempty"`
 }
@@ -236,7 +338,8 @@ func round3(x float64) float64 { return math.Round(x*1e3) / 1e3 }
 // p999_us, max_us, sent, answered, mismatches, errors, timeouts,
 // client_cpu_s, client_cpu_us_per_msg, server_cpu_s and
 // server_cpu_us_per_msg (only with a server PID), conns, depth, size,
-// loops, rate, duration_s and first_error (only if there was one).
+// loops, rate, proxy ("v1" or "v2", only with a PROXY header), duration_s
+// and first_error (only if there was one).
 func (r Result) MarshalJSON() ([]byte, error) {
 	j := resultJSON{
 		MsgsPerSec:      math.Round(r.MsgsPerSec),
@@ -259,6 +362,9 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		DurationSeconds: seconds(r.Duration),
 		FirstError:      r.FirstError,
 	}
+	if r.Proxy != ProxyNone {
+		j.Proxy = r.Proxy.String()
+	}
 	if r.HasServerCPU {
 		s, p := seconds(r.ServerCPU), round3(r.perMsg(r.ServerCPU))
 		j.ServerCPU, j.ServerCPUPerMsg = &s, &p
@@ -273,8 +379,12 @@ func (r Result) String() string {
 	if r.Rate > 0 {
 		rate = fmt.Sprintf("%.0f msgs/s", r.Rate)
 	}
-	fmt.Fprintf(&b, "%d connections, depth %d, %d-byte messages, %d event loop%s, rate %s, window %v\n",
-		r.Conns, r.Depth, r.Size, r.Loops, plural(r.Loops), rate, r.Duration.Round(time.Millisecond))
+	header := ""
+	if r.Proxy != ProxyNone {
+		header = fmt.Sprintf(", PROXY %v header", r.Proxy)
+	}
+	fmt.Fprintf(&b, "%d connections%s, depth %d, %d-byte messages, %d event loop%s, rate %s, window %v\n",
+		r.Conns, header, r.Depth, r.Size, r.Loops, plural(r.Loops), rate, r.Duration.Round(time.Millisecond))
 	fmt.Fprintf(&b, "messages    %d sent, %d answered, %d mismatches, %d errors, %d timeouts\n",
 		r.Sent, r.Answered, r.Mismatches, r.Errors, r.Timeouts)
 	fmt.Fprintf(&b, "throughput  %.0f msgs/s\n", r.MsgsPerSec)

@@ -56,11 +56,22 @@ type fakeServer struct {
 	split bool
 	// closeAt, if not 0, closes the connection when message closeAt comes.
 	closeAt int
+	// proxy makes the fake read a PROXY protocol header first, with the
+	// server's parser, and close connections without a valid one.
+	proxy bool
 
 	ln      net.Listener
 	mu      sync.Mutex
 	remotes map[netip.Addr]int
+	headers []proxyHeader // with proxy: one per connection
 	wg      sync.WaitGroup
+}
+
+// proxyHeader is what the fake learnt of a connection from its PROXY
+// header and its socket.
+type proxyHeader struct {
+	source, remote netip.AddrPort // announced, and the socket's peer
+	err            error
 }
 
 func startFake(t *testing.T, f *fakeServer) string {
@@ -98,6 +109,9 @@ func startFake(t *testing.T, f *fakeServer) string {
 
 func (f *fakeServer) serve(c net.Conn) {
 	r := bufio.NewReader(c)
+	if f.proxy && !f.readProxy(c, r) {
+		return
+	}
 	w := bufio.NewWriter(c)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
 	for n := 0; ; n++ {
@@ -121,6 +135,37 @@ func (f *fakeServer) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// readProxy reads c's PROXY header from r one byte at a time, so that not
+// one byte after it is consumed, records it, and reports whether it was
+// valid.
+func (f *fakeServer) readProxy(c net.Conn, r *bufio.Reader) bool {
+	h := proxyHeader{remote: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
+	var ph server.ProxyHeader
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			h.err = err
+			break
+		}
+		_, done, err := ph.Feed([]byte{b})
+		if err != nil {
+			h.err = err
+			break
+		}
+		if done {
+			var ok bool
+			if h.source, ok = ph.Source(); !ok {
+				h.err = errors.New("no source address in the header")
+			}
+			break
+		}
+	}
+	f.mu.Lock()
+	f.headers = append(f.headers, h)
+	f.mu.Unlock()
+	return h.err == nil
 }
 
 func good(int) []byte { return []byte(Answer) }

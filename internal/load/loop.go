@@ -44,7 +44,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, err
 		}
 	}
-	res := Result{Conns: cfg.Conns, Depth: cfg.Depth, Size: cfg.Size, Loops: cfg.Loops, Rate: cfg.Rate}
+	res := Result{Conns: cfg.Conns, Depth: cfg.Depth, Size: cfg.Size, Loops: cfg.Loops, Rate: cfg.Rate, Proxy: cfg.Proxy}
 	if cfg.Conns == 0 {
 		return res, nil
 	}
@@ -245,6 +245,7 @@ type loop struct {
 	events []poll.Event
 	buf    []byte // read buffer shared by the loop's connections
 	sa     unix.Sockaddr
+	hdr    []byte // the PROXY header being written, if Config.Proxy
 
 	// Counts. Sent, answered and hist cover the measured window; the
 	// failures, and all, cover the whole run.
@@ -299,6 +300,9 @@ func newLoop(r *run, id int) (*loop, error) {
 		events: make([]poll.Event, eventsPerWait),
 		buf:    make([]byte, readBufSize),
 		sa:     sockaddr(r.dst.Addr(), r.dst.Port(), r.zone),
+	}
+	if cfg.Proxy != ProxyNone {
+		l.hdr = make([]byte, 0, MaxProxyHeader)
 	}
 	times := make([]int64, n*cfg.Depth)
 	for i := range l.conns {
@@ -443,7 +447,9 @@ func (l *loop) startConnect(i int) bool {
 		c.state = stateOpen
 		if err := l.p.Add(fd, uint64(i), poll.Readable); err != nil {
 			l.fail(i, err)
+			return false
 		}
+		l.sendProxy(i)
 		return false
 	case unix.EINPROGRESS, unix.EINTR:
 		// EINTR: the connect goes on in the background, as with EINPROGRESS.
@@ -472,7 +478,46 @@ func (l *loop) finishConnect(i int) {
 		c.state = stateOpen
 		if err := l.p.Modify(c.fd, uint64(i), poll.Readable); err != nil {
 			l.fail(i, err)
+			return
 		}
+		l.sendProxy(i)
+	}
+}
+
+// sendProxy writes the PROXY header, if the run sends one, on connection
+// i, which has just opened: its send buffer is empty, so the header's few
+// dozen bytes go out in one write.
+func (l *loop) sendProxy(i int) {
+	v := l.r.cfg.Proxy
+	if v == ProxyNone {
+		return
+	}
+	c := &l.conns[i]
+	sa, err := unix.Getsockname(c.fd)
+	if err != nil {
+		l.fail(i, os.NewSyscallError("getsockname", err))
+		return
+	}
+	var src netip.AddrPort
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		src = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	default:
+		l.fail(i, fmt.Errorf("PROXY header: local address %T is not TCP", sa))
+		return
+	}
+	l.hdr = AppendProxyHeader(l.hdr[:0], v, src, l.r.dst)
+	n, err := unix.Write(c.fd, l.hdr)
+	for err == unix.EINTR {
+		n, err = unix.Write(c.fd, l.hdr)
+	}
+	if err == nil && n < len(l.hdr) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		l.fail(i, fmt.Errorf("writing the PROXY header: %w", err))
 	}
 }
 

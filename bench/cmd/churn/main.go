@@ -65,12 +65,18 @@ func main() {
 	sources := flag.Int("sources", 64, "source addresses 127.0.1.1 to 127.0.1.N")
 	timeout := flag.Duration("timeout", 5*time.Second, "longest wait for a connect or an answer")
 	asJSON := flag.Bool("json", false, "print one JSON line")
+	proxyFlag := flag.String("proxy", "", "send a PROXY protocol header first, `v1 or v2`, with the message (for tcpoll serve -proxy-protocol)")
 	flag.Parse()
+	proxy, err := load.ParseProxy(*proxyFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "churn:", err)
+		os.Exit(2)
+	}
 	if *pid <= 0 || *clients <= 0 || *window <= 0 || *sources < 1 || *sources > 254 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	res, err := run(*addr, *pid, *clients, *sources, *warmup, *window, *timeout)
+	res, err := run(*addr, *pid, *clients, *sources, *warmup, *window, *timeout, proxy)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "churn:", err)
 		os.Exit(1)
@@ -97,7 +103,7 @@ const (
 	done
 )
 
-func run(addr string, pid, clients, sources int, warmup, window, timeout time.Duration) (*Result, error) {
+func run(addr string, pid, clients, sources int, warmup, window, timeout time.Duration, proxy load.Proxy) (*Result, error) {
 	res := &Result{Clients: clients}
 	var phase atomic.Int32
 	var errs atomic.Int64
@@ -113,13 +119,14 @@ func run(addr string, pid, clients, sources int, warmup, window, timeout time.Du
 				Control:   bindNoPort,
 			}
 			buf := make([]byte, len(answer))
+			msg := make([]byte, 0, 64)
 			for {
 				p := phase.Load()
 				if p == done {
 					return
 				}
 				t0 := time.Now()
-				if err := once(&d, addr, buf, timeout); err != nil {
+				if err := once(&d, addr, proxy, msg, buf, timeout); err != nil {
 					// Failures count whatever the phase: any of them
 					// means the server is wrong.
 					errs.Add(1)
@@ -169,9 +176,9 @@ func run(addr string, pid, clients, sources int, warmup, window, timeout time.Du
 	return res, nil
 }
 
-// once runs one connection's life: connect, one message, its answer,
-// close.
-func once(d *net.Dialer, addr string, buf []byte, timeout time.Duration) error {
+// once runs one connection's life: connect, one message (after a PROXY
+// header, in the same write, if proxy says so), its answer, close.
+func once(d *net.Dialer, addr string, proxy load.Proxy, msg, buf []byte, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -180,7 +187,11 @@ func once(d *net.Dialer, addr string, buf []byte, timeout time.Duration) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(c, "m\n"); err != nil {
+	if proxy != load.ProxyNone {
+		src, dst := c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		msg = load.AppendProxyHeader(msg[:0], proxy, src, dst)
+	}
+	if _, err := c.Write(append(msg, "m\n"...)); err != nil {
 		return err
 	}
 	if _, err := io.ReadFull(c, buf); err != nil {
