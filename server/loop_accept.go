@@ -22,9 +22,8 @@ const (
 	maxBackoff   = time.Second
 )
 
-// accept takes up to n connections queued on listener i and reports
-// whether the queue is empty.
-func (l *loop) accept(i, n int) bool {
+// accept takes up to n connections queued on listener i.
+func (l *loop) accept(i, n int) {
 	cfg, st := l.e.cfg, l.e.st
 	for range n {
 		fd, err := accept(l.lfds[i])
@@ -32,7 +31,7 @@ func (l *loop) accept(i, n int) bool {
 			switch err {
 			case unix.EAGAIN:
 				l.backoff = 0
-				return true
+				return
 			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM,
 				unix.EBADF, unix.EINVAL, unix.ENOTSOCK, unix.EFAULT:
 				// Out of descriptors or memory, or a broken listener. The
@@ -42,7 +41,7 @@ func (l *loop) accept(i, n int) bool {
 				st.AcceptErrors.Add(1)
 				l.e.acceptErr.Log("err", err)
 				l.unwatchListeners()
-				return true
+				return
 			}
 			// The connection failed while queued: ECONNABORTED, or an
 			// error accept(2) passes on from the new socket (EPROTO,
@@ -65,7 +64,6 @@ func (l *loop) accept(i, n int) bool {
 		}
 		l.openAccepted(fd)
 	}
-	return false
 }
 
 // openAccepted opens a connection reserved in Open, or closes it and
