@@ -1,8 +1,9 @@
-//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix
 
 package poll_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -28,6 +29,12 @@ func benchPingPongPoll(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
+	benchPingPongPollOn(b, p)
+}
+
+// benchPingPongPollOn is the serving loop of benchPingPongPoll on p, which
+// may have other descriptors registered.
+func benchPingPongPollOn(b *testing.B, p *poll.Poller) {
 	fd, peer := benchSocketpair(b)
 	defer unix.Close(fd)
 	if err := unix.SetNonblock(fd, true); err != nil {
@@ -38,6 +45,11 @@ func benchPingPongPoll(b *testing.B) {
 	}
 	events := make([]poll.Event, 8)
 	var buf [1]byte
+	// Nothing is ready yet: this Wait only grows the poller's buffers
+	// (poll(2)'s copy of its registrations) outside the timed loop.
+	if _, err := p.Wait(events, 0); err != nil {
+		b.Fatal(err)
+	}
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -84,6 +96,40 @@ func benchPingPongNetConn(b *testing.B) {
 		}
 	}
 	<-done
+}
+
+// BenchmarkIdleRegistered is BenchmarkPingPong's poll loop with idle
+// descriptors registered beside the active one: 10, 1,000 and 10,000
+// socketpair ends, readable-interest, that never become ready. It shows
+// what a Wait costs as registrations grow while the ready set stays at one:
+// flat for epoll and kqueue, which hand back only what is ready, and rising
+// for poll(2), which hands the kernel the whole set each time. Compare a run
+// with -tags tcpoll_poll against one without.
+func BenchmarkIdleRegistered(b *testing.B) {
+	for _, idle := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("idle=%d", idle), func(b *testing.B) {
+			benchIdleRegistered(b, idle)
+		})
+	}
+}
+
+func benchIdleRegistered(b *testing.B, idle int) {
+	raiseFileLimit(b, idle+200)
+	p, err := poll.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	for i := 0; i < idle; i += 2 {
+		x, y := benchSocketpair(b)
+		b.Cleanup(func() { unix.Close(x) })
+		for _, fd := range []int{x, y} {
+			if err := p.Add(fd, uint64(1000+fd), poll.Readable); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	benchPingPongPollOn(b, p)
 }
 
 // benchSocketpair returns a connected pair of blocking stream sockets. The

@@ -1,8 +1,9 @@
-//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix
 
 package poll_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/tcpoll/poll"
@@ -13,6 +14,7 @@ import (
 // readable once per arrival of data, not again while the data sits unread,
 // and again when more arrives.
 func TestEdgeTriggered(t *testing.T) {
+	skipUnlessEdgeTriggered(t)
 	p := newPoller(t)
 	a, b := socketpair(t)
 	if err := p.Add(a, 1, poll.Readable|poll.EdgeTriggered); err != nil {
@@ -40,6 +42,7 @@ func TestEdgeTriggered(t *testing.T) {
 // TestEdgeTriggeredWritable checks that a writable edge is reported once,
 // and again after the send buffer filled up and drained.
 func TestEdgeTriggeredWritable(t *testing.T) {
+	skipUnlessEdgeTriggered(t)
 	p := newPoller(t)
 	a, b := socketpair(t)
 	if err := p.Add(a, 1, poll.Writable|poll.EdgeTriggered); err != nil {
@@ -55,6 +58,40 @@ func TestEdgeTriggeredWritable(t *testing.T) {
 		t.Fatal("read: got end of file, want data")
 	}
 	waitFor(t, p, 1, writable)
+}
+
+// TestEdgeTriggeredRefused checks that a backend without edge-triggered
+// registrations (poll(2), which sees levels, not transitions) refuses
+// EdgeTriggered in Add and in Modify with an error wrapping
+// errors.ErrUnsupported, and that the refusal changes nothing.
+func TestEdgeTriggeredRefused(t *testing.T) {
+	if poll.EdgeTriggeredSupported {
+		t.Skipf("the %s backend has edge-triggered registrations: TestEdgeTriggered covers them", poll.Backend)
+	}
+	p := newPoller(t)
+	a, b := socketpair(t)
+	if err := p.Add(a, 1, poll.Readable|poll.EdgeTriggered); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Add edge-triggered: got %v, want an error wrapping %v", err, errors.ErrUnsupported)
+	}
+	// The refused Add registered nothing.
+	if err := p.Add(a, 1, poll.Readable); err != nil {
+		t.Fatalf("Add after the refused one: %v", err)
+	}
+	if err := p.Modify(a, 2, poll.Readable|poll.EdgeTriggered); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Modify to edge-triggered: got %v, want an error wrapping %v", err, errors.ErrUnsupported)
+	}
+	// The refused Modify left token 1 in force.
+	write(t, b, "x")
+	waitFor(t, p, 1, readable)
+}
+
+// skipUnlessEdgeTriggered skips a test of edge-triggered reporting on a
+// backend that refuses EdgeTriggered (TestEdgeTriggeredRefused).
+func skipUnlessEdgeTriggered(t *testing.T) {
+	t.Helper()
+	if !poll.EdgeTriggeredSupported {
+		t.Skipf("the %s backend refuses edge-triggered registrations: TestEdgeTriggeredRefused covers it", poll.Backend)
+	}
 }
 
 // TestLevelTriggered checks that a level-triggered registration keeps

@@ -1,7 +1,8 @@
+//go:build !tcpoll_poll
+
 package poll
 
 import (
-	"encoding/binary"
 	"os"
 	"sync/atomic"
 	"time"
@@ -9,34 +10,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// backend is epoll(7) with an eventfd(2) for Wake.
+// backend is epoll(7) with an eventfd(2) for Wake (poll_eventfd_linux.go).
 type backend struct {
 	epfd   int
-	wakefd int
+	wakefd wakefd
 	// woken is set by the Wake that writes the eventfd and cleared by the
 	// Wait that drains it, so Wakes in between cost no system call.
 	woken atomic.Bool
 	raw   []unix.EpollEvent
 }
 
+// What this backend reports, for the contract tests (export_test.go).
+const (
+	backendName           = "epoll"
+	edgeTriggered         = true
+	reportsReadClosed     = true // EPOLLRDHUP
+	hangUpWithoutInterest = true // EPOLLHUP and EPOLLERR are always reported
+)
+
 func (b *backend) init() error {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return os.NewSyscallError("epoll_create1", err)
 	}
-	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
+	if err := b.wakefd.open(); err != nil {
 		unix.Close(epfd)
-		return os.NewSyscallError("eventfd", err)
+		return err
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setToken(&ev, wakeToken)
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
-		unix.Close(wakefd)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, b.wakefd.readFD(), &ev); err != nil {
+		b.wakefd.close()
 		unix.Close(epfd)
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	b.epfd, b.wakefd = epfd, wakefd
+	b.epfd = epfd
 	return nil
 }
 
@@ -144,9 +152,9 @@ func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
 }
 
 func (b *backend) drainWake() {
-	var buf [8]byte
-	// The read resets the counter; EAGAIN means a racing Wait drained it.
-	unix.Read(b.wakefd, buf[:])
+	b.wakefd.drain()
+	// Cleared after the drain: a Wake that finds it still set has been
+	// absorbed by this return.
 	b.woken.Store(false)
 }
 
@@ -154,23 +162,19 @@ func (b *backend) wake() error {
 	if !b.woken.CompareAndSwap(false, true) {
 		return nil
 	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, err := unix.Write(b.wakefd, one[:])
-	if err == nil || err == unix.EAGAIN {
-		// EAGAIN: the counter is saturated, so a Wait will wake anyway.
-		return nil
+	err := b.wakefd.signal()
+	if err != nil {
+		// Nothing was written, so let the next Wake try again.
+		b.woken.Store(false)
 	}
-	// Nothing was written, so let the next Wake try again.
-	b.woken.Store(false)
-	return os.NewSyscallError("write", err)
+	return err
 }
 
 func (b *backend) close() error {
-	e1 := unix.Close(b.wakefd)
+	e1 := b.wakefd.close()
 	e2 := unix.Close(b.epfd)
 	if e1 != nil {
-		return os.NewSyscallError("close", e1)
+		return e1
 	}
 	return os.NewSyscallError("close", e2)
 }

@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || netbsd || openbsd
+//go:build (darwin || dragonfly || freebsd || netbsd || openbsd) && !tcpoll_poll
 
 package poll
 
@@ -37,8 +37,10 @@ const noToken = wakeToken
 // Each descriptor gets an EVFILT_READ and an EVFILT_WRITE knote, enabled or
 // disabled by the interest. Tokens are not stored in the knotes' udata: its
 // type differs between systems, and a token in a *byte field would be a
-// bad pointer to the garbage collector. They live in a table indexed by
-// descriptor instead.
+// bad pointer to the garbage collector (and a small one trips checkptr
+// under -race). They live in a table indexed by descriptor instead, which
+// Wait reads after kevent returns; see translate for how an event keeps
+// the token in force when the kernel reported it.
 type backend struct {
 	kq    int
 	waker waker
@@ -46,20 +48,33 @@ type backend struct {
 	// Wait that drains it, so Wakes in between cost no system call.
 	woken atomic.Bool
 
-	// mu guards slots, indexed by descriptor. ctl takes it around its
-	// table update, Wait once per batch.
+	// mu guards slots, indexed by descriptor, and seq. ctl holds it across
+	// its table update and its kevent change list, which never blocks, so
+	// that Wait, which takes it once per batch to translate, sees each
+	// registration change whole: before or after, in the table and in the
+	// kernel alike.
 	mu    sync.Mutex
 	slots []fdSlot
+	seq   uint64 // counts registration changes
 
 	raw []unix.Kevent_t
 	ts  unix.Timespec // Wait's timeout, kept here so Wait does not allocate it
 }
 
-// fdSlot is a descriptor's registration: its token, noToken if none, and
-// the interest it was given.
+// What this backend reports, for the contract tests (export_test.go).
+const (
+	backendName           = "kqueue"
+	edgeTriggered         = true
+	reportsReadClosed     = true  // EV_EOF on the read filter
+	hangUpWithoutInterest = false // a disabled knote reports nothing
+)
+
+// fdSlot is a descriptor's registration: its token, noToken if none, the
+// interest it was given, and the value of seq after its last change.
 type fdSlot struct {
 	token uint64
 	in    Interest
+	seq   uint64
 }
 
 func (b *backend) init() error {
@@ -119,19 +134,18 @@ func (b *backend) ctl(fd int, token uint64, in Interest, o op) error {
 		return os.NewSyscallError("kevent", unix.EBADF)
 	}
 	var changes [4]unix.Kevent_t
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if o == opDelete {
 		unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
 		unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
 		err := applyChanges(b.kq, changes[:2])
-		b.swap(fd, fdSlot{token: noToken})
+		b.set(fd, fdSlot{token: noToken})
 		return err
 	}
-	// The token goes in before the knotes, so that no event of the new
-	// registration finds an empty slot and is dropped.
-	old := b.swap(fd, fdSlot{token: token, in: in})
+	old := b.slot(fd)
 	if o == opModify && old.token == noToken {
 		// ENOENT, as from EPOLL_CTL_MOD; EV_ADD would quietly register.
-		b.swap(fd, old)
 		return os.NewSyscallError("kevent", unix.ENOENT)
 	}
 	n := 0
@@ -149,33 +163,46 @@ func (b *backend) ctl(fd int, token uint64, in Interest, o op) error {
 	unix.SetKevent(&changes[n], fd, unix.EVFILT_READ, knoteFlags(in&Readable != 0, edge))
 	unix.SetKevent(&changes[n+1], fd, unix.EVFILT_WRITE, knoteFlags(in&Writable != 0, edge))
 	err := applyChanges(b.kq, changes[:n+2])
-	if err != nil {
-		b.swap(fd, old)
-		if o == opAdd && old.token == noToken {
-			// The read knote may be in while the write one failed (a
-			// regular file has no EVFILT_WRITE on FreeBSD). Left alone it
-			// would report events no token maps, and Wait would spin.
-			unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
-			unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
-			applyChanges(b.kq, changes[:2])
-		}
+	if err == nil {
+		b.set(fd, fdSlot{token: token, in: in})
+		return nil
 	}
+	if o == opAdd && old.token == noToken {
+		// The read knote may be in while the write one failed (a regular
+		// file has no EVFILT_WRITE on FreeBSD). Left alone it would report
+		// events no token maps, and Wait would spin.
+		unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
+		unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+		applyChanges(b.kq, changes[:2])
+		return err
+	}
+	// A Modify may have changed one knote and not the other: the old
+	// registration stays, marked changed, so that Wait takes no condition
+	// of this batch at its word.
+	b.set(fd, old)
 	return err
 }
 
-// swap stores s for fd and returns what was there.
-func (b *backend) swap(fd int, s fdSlot) fdSlot {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// slot returns fd's registration, with token noToken if there is none.
+// b.mu is held.
+func (b *backend) slot(fd int) fdSlot {
+	if fd >= len(b.slots) {
+		return fdSlot{token: noToken}
+	}
+	return b.slots[fd]
+}
+
+// set stores s as fd's registration, stamped with a new seq. b.mu is held.
+func (b *backend) set(fd int, s fdSlot) {
+	b.seq++
+	s.seq = b.seq
 	for len(b.slots) <= fd {
 		if s.token == noToken {
-			return s
+			return
 		}
 		b.slots = append(b.slots, fdSlot{token: noToken})
 	}
-	old := b.slots[fd]
 	b.slots[fd] = s
-	return old
 }
 
 func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
@@ -188,6 +215,9 @@ func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
 		deadline = time.Now().Add(timeout)
 	}
 	for {
+		b.mu.Lock()
+		since := b.seq
+		b.mu.Unlock()
 		n, err := unix.Kevent(b.kq, nil, raw, b.timespec(timeout))
 		if err == unix.ETIMEDOUT {
 			// Seen from macOS kevent; the runtime ignores it too
@@ -209,7 +239,7 @@ func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
 				continue
 			}
 		}
-		return b.translate(events, raw[:n]), nil
+		return b.translate(events, raw[:n], since), nil
 	}
 }
 
@@ -227,7 +257,18 @@ func (b *backend) timespec(timeout time.Duration) *unix.Timespec {
 // translate fills events from raw and returns how many it filled. The wake
 // event is drained and left out, and so are events of descriptors deleted
 // since the kernel queued them.
-func (b *backend) translate(events []Event, raw []unix.Kevent_t) int {
+//
+// since is b.seq before the kevent call that returned raw. A registration
+// stamped later was changed by a ctl that finished after kevent started,
+// so its event may have been copied out under the old registration or the
+// new one, and nothing in a kevent tells which. The table only knows the
+// new token, so such an event keeps only what cannot mislead under it:
+// Readable and Writable, as far as the new interest asks (kqueueHint). A
+// spurious one of those is allowed; an old connection's EOF or error is
+// never pinned on a new token. Nothing is lost: a level-triggered knote
+// reports again at the next Wait, and an edge-triggered caller's read or
+// write to EAGAIN finds the end of file or the error itself.
+func (b *backend) translate(events []Event, raw []unix.Kevent_t, since uint64) int {
 	woke := false
 	j := 0
 	b.mu.Lock()
@@ -242,11 +283,16 @@ func (b *backend) translate(events []Event, raw []unix.Kevent_t) int {
 		if f == 0 || uint64(ev.Ident) >= uint64(len(b.slots)) {
 			continue
 		}
-		token := b.slots[ev.Ident].token
-		if token == noToken {
+		s := &b.slots[ev.Ident]
+		if s.token == noToken {
 			continue
 		}
-		events[j] = Event{Token: token, flags: f}
+		if s.seq > since {
+			if f = kqueueHint(f, s.in); f == 0 {
+				continue
+			}
+		}
+		events[j] = Event{Token: s.token, flags: f}
 		j++
 	}
 	b.mu.Unlock()

@@ -33,8 +33,13 @@ const (
 //   - EV_EOF on the read filter means the read side has shut down. Data may
 //     still be queued (kevent.data says how much), so it is readable and
 //     read-closed, not an error.
-//   - EV_EOF on the write filter means the reader has gone: writable, so the
-//     next write reports it, and hung up.
+//   - EV_EOF on the write filter means this side can send no more: the
+//     socket's send buffer is shut (SBS_CANTSENDMORE in FreeBSD's
+//     filt_sowrite), by our own shutdown(SHUT_WR) as well as by a
+//     disconnection, or a pipe's reader has gone. That is not "closed both
+//     ways": it is reported as writable only, so the next write returns
+//     EPIPE. The read side speaks for itself on the read filter, so kqueue
+//     never reports HangUp.
 //   - With EV_EOF, a socket's pending error (a reset) is in fflags. That is
 //     an error, as EPOLLERR is for the same reset on Linux.
 //   - EV_ERROR means kevent.data holds an errno; the other flags are those
@@ -60,12 +65,25 @@ func kqueueFlags(filter kevFilter, evFlags, fflags uint32) flags {
 		}
 	} else {
 		f = flagWritable
-		if eof {
-			f |= flagHangUp
-		}
 	}
 	if eof && fflags != 0 {
 		f |= flagError | flagReadable | flagWritable
 	}
 	return f
+}
+
+// kqueueHint is what Wait reports of an event whose registration changed
+// while kevent ran (see translate in poll_kqueue_bsd.go): only readiness,
+// and only as far as the registration now in force asks for it. Readable
+// and Writable may be spurious by contract; ReadClosed and Err may not,
+// and they could be an old connection's.
+func kqueueHint(f flags, in Interest) flags {
+	var h flags
+	if in&Readable != 0 {
+		h |= f & flagReadable
+	}
+	if in&Writable != 0 {
+		h |= f & flagWritable
+	}
+	return h
 }

@@ -29,8 +29,12 @@ func TestKqueueFlags(t *testing.T) {
 		{"read EOF with reset", kevRead, kevEOF, econnreset, all | flagReadClosed},
 		{"read, fflags without EOF", kevRead, 0, econnreset, flagReadable},
 		{"write ready", kevWrite, 0, 0, flagWritable},
-		{"write EOF", kevWrite, kevEOF, 0, flagWritable | flagHangUp},
-		{"write EOF with EPIPE", kevWrite, kevEOF, epipe, all | flagHangUp},
+		// Our own shutdown(SHUT_WR) sets EV_EOF on the write filter too:
+		// this side can send no more, which is not "closed both ways".
+		{"write EOF", kevWrite, kevEOF, 0, flagWritable},
+		{"write EOF, edge-triggered", kevWrite, kevEOF | evClear, 0, flagWritable},
+		{"write EOF with EPIPE", kevWrite, kevEOF, epipe, all},
+		{"write EOF with reset", kevWrite, kevEOF, econnreset, all},
 		{"EV_ERROR on read", kevRead, kevError, 0, all},
 		{"EV_ERROR on write", kevWrite, kevError, 0, all},
 		{"EV_ERROR and EV_EOF on read", kevRead, kevError | kevEOF, 0, all},
@@ -45,6 +49,31 @@ func TestKqueueFlags(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: kqueueFlags(%d, %#x, %d) = %s, want %s",
 				tt.name, tt.filter, tt.flags, tt.fflags, flagString(got), flagString(tt.want))
+		}
+	}
+}
+
+func TestKqueueHint(t *testing.T) {
+	all := flagReadable | flagWritable | flagReadClosed | flagHangUp | flagError
+	tests := []struct {
+		name string
+		f    flags
+		in   Interest
+		want flags
+	}{
+		{"read EOF, now reading", flagReadable | flagReadClosed, Readable, flagReadable},
+		{"read EOF, now writing", flagReadable | flagReadClosed, Writable, 0},
+		{"read EOF, now both", flagReadable | flagReadClosed, Readable | Writable, flagReadable},
+		{"writable, now reading", flagWritable, Readable, 0},
+		{"writable, now writing, edge-triggered", flagWritable, Writable | EdgeTriggered, flagWritable},
+		{"error, now reading", all, Readable, flagReadable},
+		{"error, now both", all, Readable | Writable, flagReadable | flagWritable},
+		{"error, now no interest", all, 0, 0},
+		{"nothing", 0, Readable | Writable, 0},
+	}
+	for _, tt := range tests {
+		if got := kqueueHint(tt.f, tt.in); got != tt.want {
+			t.Errorf("%s: kqueueHint(%s, %#x) = %s, want %s", tt.name, flagString(tt.f), tt.in, flagString(got), flagString(tt.want))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix
 
 package poll_test
 
@@ -160,8 +160,9 @@ func TestWaitEmptyEvents(t *testing.T) {
 }
 
 // TestConcurrentAdd registers a ready socket from another goroutine while
-// Wait blocks with no timeout. The contract lets that Wait miss it, so the
-// test wakes the poller now and then; a later Wait must report it.
+// Wait blocks with no timeout, and checks that some Wait reports it. It
+// wakes the poller now and then, so that it counts the Waits it took;
+// TestChangesDuringWait holds the blocked Wait itself to the contract.
 func TestConcurrentAdd(t *testing.T) {
 	p := newPoller(t)
 	a, b := socketpair(t)
@@ -208,6 +209,104 @@ func TestConcurrentAdd(t *testing.T) {
 		case <-deadline:
 			go p.Close()
 			t.Fatalf("a socket added during a blocked Wait was not reported after %v", patience)
+		}
+	}
+}
+
+// TestChangesDuringWait makes each kind of registration change from another
+// goroutine while Wait blocks without limit, and checks that the blocked
+// Wait sees it with no Wake: an Add or a Modify of a ready descriptor makes
+// it return with the event, and after a Delete it reports nothing of the
+// descriptor and keeps blocking.
+func TestChangesDuringWait(t *testing.T) {
+	p := newPoller(t)
+	a, b := socketpair(t)
+	write(t, b, "x") // a is readable and writable from here on
+	events := make([]poll.Event, 8)
+	expect := func(c <-chan waitResult, token uint64, ok func(poll.Event) bool, what string) {
+		t.Helper()
+		r := receive(t, p, c)
+		if r.err != nil {
+			t.Fatalf("Wait: %v", r.err)
+		}
+		for _, ev := range events[:r.n] {
+			if ev.Token == token && ok(ev) {
+				return
+			}
+		}
+		t.Fatalf("Wait blocked during %s: returned %d events without a %s one for token %d", what, r.n, what, token)
+	}
+
+	c := goWait(p, events, -1)
+	if !blocked(c, 20*time.Millisecond) {
+		t.Fatal("Wait(-1) with nothing registered returned")
+	}
+	if err := p.Add(a, 1, poll.Readable); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	expect(c, 1, readable, "readable")
+
+	if err := p.Modify(a, 2, 0); err != nil {
+		t.Fatalf("Modify to no interest: %v", err)
+	}
+	c = goWait(p, events, -1)
+	if !blocked(c, 20*time.Millisecond) {
+		r := <-c
+		t.Fatalf("Wait(-1) with no interest: got %d, %v (first: token %d, %s), want it to block", r.n, r.err, events[0].Token, describe(events[0]))
+	}
+	if err := p.Modify(a, 3, poll.Writable); err != nil {
+		t.Fatalf("Modify to writable: %v", err)
+	}
+	expect(c, 3, writable, "writable")
+
+	if err := p.Modify(a, 4, 0); err != nil {
+		t.Fatalf("Modify to no interest: %v", err)
+	}
+	c = goWait(p, events, -1)
+	if !blocked(c, 20*time.Millisecond) {
+		t.Fatal("Wait(-1) with no interest returned")
+	}
+	if err := p.Delete(a); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	write(t, b, "y")
+	if !blocked(c, quiet) {
+		r := <-c
+		t.Fatalf("Wait(-1) after Delete: got %d, %v (first: token %d, %s), want it to block", r.n, r.err, events[0].Token, describe(events[0]))
+	}
+	if err := p.Wake(); err != nil {
+		t.Fatalf("Wake: %v", err)
+	}
+	if r := receive(t, p, c); r.err != nil || r.n != 0 {
+		t.Errorf("woken Wait after Delete: got %d, %v; want 0, nil", r.n, r.err)
+	}
+}
+
+// TestShortBatchesTakeTurns checks that when more descriptors are ready
+// than events has room for, successive Waits report all of them in turn:
+// none starves behind the others.
+func TestShortBatchesTakeTurns(t *testing.T) {
+	p := newPoller(t)
+	const sockets = 5
+	for i := range sockets {
+		a, b := socketpair(t)
+		if err := p.Add(a, uint64(i+1), poll.Readable); err != nil {
+			t.Fatalf("Add: %v", err)
+		}
+		write(t, b, "x") // never read: ready at every Wait
+	}
+	seen := make(map[uint64]int)
+	events := make([]poll.Event, 2)
+	for waits := 0; len(seen) < sockets; waits++ {
+		if waits == 10*sockets {
+			t.Fatalf("after %d Waits with room for %d events: got events for tokens %v, want all of 1 to %d", waits, len(events), seen, sockets)
+		}
+		n, err := p.Wait(events, patience)
+		if err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+		for _, ev := range events[:n] {
+			seen[ev.Token]++
 		}
 	}
 }

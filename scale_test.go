@@ -1,4 +1,4 @@
-//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix
 
 package poll_test
 
@@ -75,7 +75,7 @@ func TestManySockets(t *testing.T) {
 // raiseFileLimit makes sure the process may have n descriptors open,
 // raising the soft limit up to the hard one if needed and putting it back
 // when the test ends. It skips the test if the hard limit is too low.
-func raiseFileLimit(t *testing.T, n int) {
+func raiseFileLimit(t testing.TB, n int) {
 	t.Helper()
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {

@@ -1,8 +1,9 @@
-//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix
 
 package poll_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,4 +121,89 @@ func TestTokensSurviveReuse(t *testing.T) {
 	if got, _ := readAvailable(t, y); got != "new" {
 		t.Errorf("read from the new socket: got %q, want %q", got, "new")
 	}
+}
+
+// TestTokenOfRacingReregistration checks that an event's conditions belong
+// to the registration whose token it carries while another goroutine,
+// during Waits, deletes a descriptor whose peer has closed, puts a new
+// socket under the same number, and adds it with a new token. The old
+// socket's end of file must never come with the new token. (On kqueue the
+// tokens live in a table read after kevent returns; an event that races a
+// change keeps only readiness, see translate in poll_kqueue_bsd.go. epoll
+// carries the token in the event, poll(2) in the array it polled.)
+func TestTokenOfRacingReregistration(t *testing.T) {
+	p := newPoller(t)
+	fd, peer := openSocketpair(t)
+	t.Cleanup(func() {
+		unix.Close(fd)
+		unix.Close(peer)
+	})
+	// closed is the latest token whose socket's peer has been closed:
+	// that socket and the ones before it may be reported at end of file.
+	var closed atomic.Uint64
+	if err := p.Add(fd, 1, poll.Readable); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var eofs, bad atomic.Int64
+	go func() {
+		defer close(done)
+		events := make([]poll.Event, 8)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, err := p.Wait(events, 10*time.Millisecond)
+			if err != nil {
+				t.Errorf("Wait: %v", err)
+				return
+			}
+			for _, ev := range events[:n] {
+				if !ev.ReadClosed() && !ev.HangUp() && !ev.Err() {
+					continue
+				}
+				eofs.Add(1)
+				if c := closed.Load(); ev.Token > c {
+					bad.Add(1)
+					t.Errorf("event for token %d: got %s, but only sockets up to token %d have been closed", ev.Token, describe(ev), c)
+				}
+			}
+		}
+	}()
+
+	// Bounded in time too: a Wait that spins on level-triggered ends of
+	// file keeps taking the backend's lock, and ctl waits its turn.
+	const rounds = 2000
+	start := time.Now()
+	token := uint64(1)
+	for ; token < rounds && bad.Load() == 0 && time.Since(start) < time.Second; token++ {
+		closed.Store(token)
+		unix.Close(peer) // fd, registered with token, is at end of file
+		if token%2 == 0 {
+			time.Sleep(20 * time.Microsecond) // let Wait see it, sometimes
+		}
+		// The new socket is made first, so that Delete, dup2 and Add
+		// follow each other as closely as they can.
+		y, yPeer := openSocketpair(t)
+		if err := p.Delete(fd); err != nil {
+			t.Fatalf("Delete of token %d: %v", token, err)
+		}
+		if err := unix.Dup2(y, fd); err != nil {
+			unix.Close(y)
+			unix.Close(yPeer)
+			t.Fatalf("dup2: %v", err)
+		}
+		unix.Close(y)
+		peer = yPeer
+		if err := p.Add(fd, token+1, poll.Readable); err != nil {
+			t.Fatalf("Add of token %d: %v", token+1, err)
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%d end-of-file events seen over %d re-registrations", eofs.Load(), token-1)
 }

@@ -1,4 +1,4 @@
-//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd)
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix)
 
 package server
 
@@ -86,13 +86,21 @@ func (l *loop) drop(c *conn, fd int, why string) {
 			delete(l.ips, int32(fd))
 		}
 	}
-	// No Delete: close(2) in reap takes the registration with it, which
-	// spares a system call per connection (epoll(7), "Will closing a file
-	// descriptor cause it to be removed from all epoll interest lists?";
-	// kqueue(2)). Not always at once on Linux: while something else holds
-	// the socket (a child between fork and exec, a send left in flight by
-	// a ring that failed), the registration lives on and may report it
-	// again. Those events carry the old generation, and run ignores them.
+	// No Delete on epoll and kqueue: close(2) in reap takes the
+	// registration with it, which spares a system call per connection
+	// (epoll(7), "Will closing a file descriptor cause it to be removed
+	// from all epoll interest lists?"; kqueue(2)). Not always at once on
+	// Linux: while something else holds the socket (a child between fork
+	// and exec, a send left in flight by a ring that failed), the
+	// registration lives on and may report it again. Those events carry
+	// the old generation, and run ignores them. poll(2) keeps its
+	// registrations in the process and never sees the close: there the
+	// registration goes now, before reap frees the number for another
+	// loop's accept (package poll, the contract on Delete). It costs no
+	// system call.
+	if pollerMissesClose {
+		l.p.Delete(fd)
+	}
 	if c.out != nil {
 		l.putBuf(c.out)
 	}

@@ -1,4 +1,4 @@
-//go:build !evio && !stdnet && (darwin || dragonfly || netbsd || openbsd)
+//go:build !evio && !stdnet && (aix || solaris || darwin || dragonfly || netbsd || openbsd)
 
 package server
 

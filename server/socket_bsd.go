@@ -1,4 +1,4 @@
-//go:build !evio && !stdnet && (darwin || dragonfly || freebsd || netbsd || openbsd)
+//go:build !evio && !stdnet && (aix || solaris || darwin || dragonfly || freebsd || netbsd || openbsd)
 
 package server
 

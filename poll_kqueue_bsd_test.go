@@ -1,0 +1,66 @@
+//go:build (darwin || dragonfly || freebsd || netbsd || openbsd) && !tcpoll_poll
+
+package poll
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestKqueueTokenOfRacingReregistration takes Wait apart at the point where
+// the race would bite: kevent has returned the end of file of a socket
+// registered with token 1, and before Wait translates it another goroutine
+// deletes the socket, puts a new one under the same number and adds it with
+// token 2. The table then holds token 2, so the event may keep only what
+// token 2's interest asks and cannot mislead (kqueueHint): readable, never
+// read-closed. Only a kqueue machine runs this; TestPollTokenOfRacing-
+// Reregistration is its poll(2) twin.
+func TestKqueueTokenOfRacingReregistration(t *testing.T) {
+	p, err := New()
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	b := &p.b
+	fd, peer := openTestSocketpair(t)
+	if err := p.Add(fd, 1, Readable); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	unix.Close(peer) // fd is at end of file
+
+	b.mu.Lock()
+	since := b.seq
+	b.mu.Unlock()
+	raw := make([]unix.Kevent_t, 8)
+	ts := unix.NsecToTimespec(10e9)
+	n, err := unix.Kevent(b.kq, nil, raw, &ts)
+	if err != nil || n == 0 {
+		t.Fatalf("kevent: got %d, %v; want the end of file", n, err)
+	}
+
+	y, yPeer := openTestSocketpair(t)
+	t.Cleanup(func() {
+		unix.Close(fd)
+		unix.Close(yPeer)
+	})
+	if err := p.Delete(fd); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	err = unix.Dup2(y, fd)
+	unix.Close(y)
+	if err != nil {
+		t.Fatalf("dup2: %v", err)
+	}
+	if err := p.Add(fd, 2, Readable); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+
+	events := make([]Event, 8)
+	j := b.translate(events, raw[:n], since)
+	for _, ev := range events[:j] {
+		if ev.Token == 2 && ev.flags&^flagReadable != 0 {
+			t.Errorf("event queued under token 1, translated after token 2 replaced it: got token 2, %s; want at most readable", flagString(ev.flags))
+		}
+	}
+}

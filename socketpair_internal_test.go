@@ -1,0 +1,39 @@
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix
+
+package poll
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openTestSocketpair returns a connected pair of non-blocking stream
+// sockets. The caller closes them.
+func openTestSocketpair(t *testing.T) (a, b int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	for _, fd := range fds {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fds[0])
+			unix.Close(fds[1])
+			t.Fatalf("set non-blocking: %v", err)
+		}
+	}
+	return fds[0], fds[1]
+}
+
+// testSocketpair is openTestSocketpair with both ends closed when the test
+// ends.
+func testSocketpair(t *testing.T) (a, b int) {
+	t.Helper()
+	a, b = openTestSocketpair(t)
+	t.Cleanup(func() {
+		unix.Close(a)
+		unix.Close(b)
+	})
+	return a, b
+}
