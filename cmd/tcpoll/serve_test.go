@@ -72,7 +72,7 @@ func runTests(m *testing.M) int {
 	// The binary is built without -race whatever the test run uses: the
 	// load tests measure it, and it is what operators run.
 	tcpollBin = filepath.Join(dir, "tcpoll")
-	build := exec.Command("go", "build", "-tags", os.Getenv("TCPOLL_TAGS"), "-o", tcpollBin, ".")
+	build := exec.Command("go", "build", "-tags", binTags(), "-o", tcpollBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "building tcpoll: %v\n", err)

@@ -36,7 +36,7 @@ func raceBinary(t *testing.T) string {
 	t.Helper()
 	raceBuild.once.Do(func() {
 		bin := filepath.Join(filepath.Dir(tcpollBin), "tcpoll-race")
-		build := exec.Command("go", "build", "-race", "-tags", os.Getenv("TCPOLL_TAGS"), "-o", bin, ".")
+		build := exec.Command("go", "build", "-race", "-tags", binTags(), "-o", bin, ".")
 		if out, err := build.CombinedOutput(); err != nil {
 			raceBuild.err = fmt.Errorf("building tcpoll -race: %v\n%s", err, out)
 			return
