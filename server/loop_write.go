@@ -12,8 +12,9 @@ import (
 // resUnsent marks a batched send the ring did not make.
 const resUnsent = math.MinInt32
 
-// A batch's sends are made once it holds this many bytes, so that one turn
-// of long pipelines does not grow the arena without bound.
+// A batch's sends are made before it would hold more than this many
+// bytes, so that one turn of long pipelines does not grow the arena
+// without bound.
 const maxArena = 256 << 10
 
 // write sends out, or queues what the socket does not take. It reports
@@ -58,6 +59,22 @@ func (l *loop) keep(c *conn, fd int, out []byte) bool {
 // queue adds answers to the turn's send batch. It reports false if the
 // connection was dropped.
 func (l *loop) queue(c *conn, fd int, out []byte) bool {
+	if len(l.arena)+len(out) > maxArena && len(l.ents) > 0 {
+		// Send what the arena holds rather than grow it: an arena grown
+		// past maxArena is dropped after its batch, and one reallocated
+		// for every batch of a burst is garbage the loops then pay for in
+		// collections.
+		l.sendBatch()
+		if c.state&stOpen == 0 {
+			return false
+		}
+		if c.out != nil {
+			return l.keep(c, fd, out)
+		}
+	}
+	if l.arena == nil {
+		l.arena = make([]byte, 0, maxArena)
+	}
 	if c.state&stBatched != 0 {
 		if last := &l.ents[len(l.ents)-1]; last.fd == int32(fd) {
 			l.arena = append(l.arena, out...)
@@ -80,7 +97,7 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 	c.state |= stBatched
 	// A shutdown drain reads on until the socket is empty or the client
 	// stops taking answers: it must see each send's result to know which.
-	if len(l.arena) >= maxArena || c.state&stDraining != 0 {
+	if c.state&stDraining != 0 {
 		l.sendBatch()
 		return c.state&stOpen != 0
 	}
