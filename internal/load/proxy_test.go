@@ -134,6 +134,16 @@ func TestRealServerProxy(t *testing.T) {
 	if runtime.GOOS == "linux" {
 		cfg.MaxConnsPerIP = 1
 	}
+	if probe, err := server.New(server.Config{Addr: "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	} else if probe.Shutdown(context.Background()); probe.Engine() == "evio" {
+		// The reference engine has no PROXY protocol: New must say so.
+		cfg.Addr = "127.0.0.1:0"
+		if _, err := server.New(cfg); err == nil {
+			t.Fatal("evio engine: New with ProxyProtocol succeeded; want an error")
+		}
+		return
+	}
 	addr := startServer(t, cfg)
 	// Each run its own 20 addresses, one per connection: the server may
 	// not have seen the last run's connections close yet.
