@@ -39,22 +39,7 @@ func TestKqueueTokenOfRacingReregistration(t *testing.T) {
 		t.Fatalf("kevent: got %d, %v; want the end of file", n, err)
 	}
 
-	y, yPeer := openTestSocketpair(t)
-	t.Cleanup(func() {
-		unix.Close(fd)
-		unix.Close(yPeer)
-	})
-	if err := p.Delete(fd); err != nil {
-		t.Fatalf("Delete: %v", err)
-	}
-	err = unix.Dup2(y, fd)
-	unix.Close(y)
-	if err != nil {
-		t.Fatalf("dup2: %v", err)
-	}
-	if err := p.Add(fd, 2, Readable); err != nil {
-		t.Fatalf("Add: %v", err)
-	}
+	reregisterOnNewSocket(t, p, fd, 2)
 
 	events := make([]Event, 8)
 	j := b.translate(events, raw[:n], since)

@@ -122,22 +122,7 @@ func TestPollTokenOfRacingReregistration(t *testing.T) {
 		t.Fatalf("poll: got %d, %v; want the end of file", n, err)
 	}
 
-	y, yPeer := openTestSocketpair(t)
-	t.Cleanup(func() {
-		unix.Close(fd)
-		unix.Close(yPeer)
-	})
-	if err := p.Delete(fd); err != nil {
-		t.Fatalf("Delete: %v", err)
-	}
-	err = unix.Dup2(y, fd)
-	unix.Close(y)
-	if err != nil {
-		t.Fatalf("dup2: %v", err)
-	}
-	if err := p.Add(fd, 2, Readable); err != nil {
-		t.Fatalf("Add: %v", err)
-	}
+	reregisterOnNewSocket(t, p, fd, 2)
 
 	events := make([]Event, 8)
 	j, _, _ := b.settle(events, n)

@@ -37,3 +37,26 @@ func testSocketpair(t *testing.T) (a, b int) {
 	})
 	return a, b
 }
+
+// reregisterOnNewSocket deletes fd from p, puts a new socket under the same
+// number (dup2) and adds it with token: what a caller does when a number is
+// closed and reused while the kernel may still hold events for the old one.
+func reregisterOnNewSocket(t *testing.T, p *Poller, fd int, token uint64) {
+	t.Helper()
+	y, yPeer := openTestSocketpair(t)
+	t.Cleanup(func() {
+		unix.Close(fd)
+		unix.Close(yPeer)
+	})
+	if err := p.Delete(fd); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	err := unix.Dup2(y, fd)
+	unix.Close(y)
+	if err != nil {
+		t.Fatalf("dup2: %v", err)
+	}
+	if err := p.Add(fd, token, Readable); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+}
