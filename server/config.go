@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
 )
@@ -57,8 +58,21 @@ const (
 type Config struct {
 	// Addr is the TCP address to listen on, host:port. An empty host
 	// listens on every interface, IPv4 and IPv6. Port 0 picks a free port;
-	// Server.Addr tells which.
+	// Server.Addr tells which. It must be empty when Listeners is set.
 	Addr string
+	// Listeners are listening TCP sockets to serve on instead of binding
+	// Addr: sockets inherited from systemd (socket activation) or from the
+	// process this one replaces (see Server.ListenerFiles). New duplicates
+	// them, so the caller may close its files once New returns; the
+	// sockets stay open as long as any process holds one.
+	//
+	// The poll engine gives each loop its own sockets when there are at
+	// least as many as loops, as a server that binds Addr has with
+	// SO_REUSEPORT; with fewer, one loop accepts and hands connections to
+	// the others. It never binds sockets of its own next to them: a socket
+	// only this process holds would reset its queued connections when the
+	// process exits. The evio engine does not support Listeners.
+	Listeners []*os.File
 	// MaxMessage is the longest unfinished message held, in bytes
 	// (default 256, at least 16).
 	MaxMessage int
@@ -124,7 +138,16 @@ type Config struct {
 
 // withDefaults validates c and fills in its zero fields.
 func (c Config) withDefaults() (Config, error) {
-	if c.Addr == "" {
+	if len(c.Listeners) > 0 {
+		if c.Addr != "" {
+			return c, fmt.Errorf("server: Addr %q and Listeners are exclusive", c.Addr)
+		}
+		for i, f := range c.Listeners {
+			if f == nil {
+				return c, fmt.Errorf("server: Listeners[%d] is nil", i)
+			}
+		}
+	} else if c.Addr == "" {
 		c.Addr = DefaultAddr
 	}
 	if c.MaxMessage == 0 {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -182,6 +183,11 @@ type evioConn struct {
 }
 
 func newEngine(cfg *Config, st *Stats) (engine, error) {
+	// evio binds its own sockets and never shows them: it cannot serve on
+	// given ones or hand its own over.
+	if len(cfg.Listeners) > 0 {
+		return nil, fmt.Errorf("server: the evio engine has no Listeners: %w", errors.ErrUnsupported)
+	}
 	// evio parses its own scheme and "?options" out of the address.
 	if strings.ContainsAny(cfg.Addr, "?/") {
 		return nil, fmt.Errorf("server: address %q: want host:port", cfg.Addr)
@@ -233,6 +239,17 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 }
 
 func (e *evioEngine) addr() net.Addr { return e.la }
+
+// ready is release: evio serves once Serving returns.
+func (e *evioEngine) ready() <-chan struct{} { return e.release }
+
+func (e *evioEngine) listenerFiles() ([]*os.File, error) {
+	return nil, fmt.Errorf("server: the evio engine cannot hand its listeners over: %w", errors.ErrUnsupported)
+}
+
+func (e *evioEngine) stopAccepting() error {
+	return fmt.Errorf("server: the evio engine cannot stop accepting alone: %w", errors.ErrUnsupported)
+}
 
 func (e *evioEngine) serving(srv evio.Server) evio.Action {
 	e.addrc <- srv.Addrs[0]

@@ -19,9 +19,11 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,6 +44,18 @@ type pollEngine struct {
 	// releasedAt is the tick of the last releaseMemory, plus one.
 	releasedAt atomic.Uint32
 
+	// lfds lists every loop's listeners, for listenerFiles. A loop closes
+	// its own only with mu held, after setting listenersGone.
+	lfds          []int
+	listenersGone bool
+	// handedOver: StopAccepting was called; the queues are another
+	// process's, so a shutdown does not empty them.
+	handedOver atomic.Bool
+	// starting counts the loops that have not begun to run; the last to
+	// begin closes readyc.
+	starting atomic.Int32
+	readyc   chan struct{}
+
 	ips *ipLimit // nil without Config.MaxConnsPerIP
 
 	rejected  *rateLog
@@ -56,50 +70,93 @@ type pollEngine struct {
 }
 
 func newEngine(cfg *Config, st *Stats) (engine, error) {
-	spec, err := parseListen(cfg.Addr)
-	if err != nil {
-		return nil, err
-	}
 	e := &pollEngine{
 		cfg:       cfg,
 		st:        st,
 		epoch:     time.Now(),
 		done:      make(chan struct{}),
+		readyc:    make(chan struct{}),
 		rejected:  newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
 		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
 		connErr:   newRateLog(cfg.Logger, slog.LevelDebug, "connection error"),
 		proxyErr:  newRateLog(cfg.Logger, slog.LevelInfo, "PROXY header rejected"),
 		ips:       newIPLimit(cfg.MaxConnsPerIP),
 	}
-	e.handoff = spreadByHandoff && cfg.Loops > 1
-	for i := range cfg.Loops {
-		var lfds []int
-		if i == 0 || !e.handoff {
-			if lfds, err = listenAll(spec, cfg.Loops > 1 && !e.handoff); err != nil {
-				e.closeAll()
-				return nil, err
-			}
-			if i == 0 {
-				if e.la, err = boundAddr(lfds[0]); err != nil {
-					closeFDs(lfds)
-					return nil, err
-				}
-				// Later listeners join the port the first one got.
-				spec.port = e.la.Port
-			}
+	per, err := e.listeners()
+	if err != nil {
+		return nil, err
+	}
+	if e.la, err = boundAddr(per[0][0]); err != nil {
+		for _, fds := range per {
+			closeFDs(fds)
 		}
-		l, err := newLoop(e, lfds)
+		return nil, err
+	}
+	for i := range cfg.Loops {
+		l, err := newLoop(e, per[i])
 		if err != nil {
-			closeFDs(lfds)
+			for _, fds := range per[i:] {
+				closeFDs(fds)
+			}
 			e.closeAll()
 			return nil, err
 		}
 		e.loops = append(e.loops, l)
+		e.lfds = append(e.lfds, per[i]...)
 	}
+	e.starting.Store(int32(len(e.loops)))
 	if !cfg.DirectSend {
 		e.openRings()
 	}
 	return e, nil
+}
+
+// listeners opens or inherits the listening sockets and deals them out:
+// the result holds each loop's. Its choice of handoff is the engine's.
+func (e *pollEngine) listeners() ([][]int, error) {
+	cfg := e.cfg
+	per := make([][]int, cfg.Loops)
+	if len(cfg.Listeners) > 0 {
+		fds, err := inherit(cfg.Listeners)
+		if err != nil {
+			return nil, err
+		}
+		e.handoff = cfg.Loops > 1 && (spreadByHandoff || len(fds) < cfg.Loops)
+		for i, fd := range fds {
+			if e.handoff {
+				per[0] = append(per[0], fd)
+			} else {
+				per[i%cfg.Loops] = append(per[i%cfg.Loops], fd)
+			}
+		}
+		return per, nil
+	}
+	spec, err := parseListen(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	e.handoff = spreadByHandoff && cfg.Loops > 1
+	for i := range cfg.Loops {
+		if i > 0 && e.handoff {
+			break
+		}
+		if per[i], err = listenAll(spec, cfg.Loops > 1 && !e.handoff); err != nil {
+			for _, fds := range per[:i] {
+				closeFDs(fds)
+			}
+			return nil, err
+		}
+		if i == 0 {
+			// Later listeners join the port the first one got.
+			a, err := boundAddr(per[0][0])
+			if err != nil {
+				closeFDs(per[0])
+				return nil, err
+			}
+			spec.port = a.Port
+		}
+	}
+	return per, nil
 }
 
 // spreadByHandoff: see pollEngine.handoff. A variable so that the tests
@@ -139,6 +196,49 @@ func (e *pollEngine) closeAll() {
 }
 
 func (e *pollEngine) addr() net.Addr { return e.la }
+
+func (e *pollEngine) ready() <-chan struct{} { return e.readyc }
+
+func (e *pollEngine) listenerFiles() ([]*os.File, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.listenersGone {
+		return nil, errors.New("server: stopping; the listeners are closed or about to be")
+	}
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	files := make([]*os.File, 0, len(e.lfds))
+	for _, lfd := range e.lfds {
+		fd, err := unix.Dup(lfd)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, os.NewSyscallError("dup", err)
+		}
+		unix.CloseOnExec(fd)
+		name := "tcp-listener"
+		if a, err := boundAddr(fd); err == nil {
+			name = "tcp:" + a.String()
+		}
+		files = append(files, os.NewFile(uintptr(fd), name))
+	}
+	return files, nil
+}
+
+func (e *pollEngine) stopAccepting() error {
+	e.mu.Lock()
+	stopped := e.stopped
+	e.mu.Unlock()
+	if stopped {
+		return errors.New("server: stopping already")
+	}
+	e.handedOver.Store(true)
+	for _, l := range e.loops {
+		l.p.Wake()
+	}
+	return nil
+}
 
 func (e *pollEngine) serve(ctx context.Context) error {
 	e.mu.Lock()

@@ -14,6 +14,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -35,10 +36,13 @@ const (
 	stdLinger = 2 * time.Second
 	// stdShutdownLinger is that bound during a graceful shutdown.
 	stdShutdownLinger = 500 * time.Millisecond
-	// stdDrainQuiet: during a graceful shutdown a connection is read until
-	// no input arrives for this long, so the messages already on their way
-	// are answered.
-	stdDrainQuiet = 20 * time.Millisecond
+	// stdDrainWait: during a graceful shutdown a connection waits this long
+	// for input already on its way (as the poll engine's drainWait), and
+	// once input has come, reads on until none arrives for stdDrainQuiet.
+	// So the FIN follows the answers at once, and a client that reads its
+	// answers sees the EOF before it writes again.
+	stdDrainWait  = 100 * time.Millisecond
+	stdDrainQuiet = time.Millisecond
 	// stdDrainMax bounds that drain for a client that keeps sending.
 	stdDrainMax = time.Second
 	// Accept failures (EMFILE, ENFILE, ENOBUFS) back off exponentially
@@ -74,8 +78,12 @@ type stdnetEngine struct {
 	running  int  // accept loops and connection goroutines
 	served   bool // Serve was called
 	stopping bool // listeners closed: no new goroutines
-	stop     chan struct{}
-	gone     chan struct{} // closed once stopping and running == 0
+	// handedOver: StopAccepting was called; the accept loops return and
+	// the listeners stay open until the shutdown.
+	handedOver atomic.Bool
+	readyc     chan struct{} // closed once the accept loops run
+	stop       chan struct{}
+	gone       chan struct{} // closed once stopping and running == 0
 }
 
 // stdConn is one connection. mu orders the connection's own read deadlines
@@ -84,12 +92,19 @@ type stdConn struct {
 	c          net.Conn
 	mu         sync.Mutex
 	drainUntil time.Time      // set on the first drain read
+	drained    bool           // input came during the drain
 	remote     netip.AddrPort // the client's: the PROXY header's if it named one
 	counted    bool           // remote counts in the engine's ipLimit
 }
 
 func newEngine(cfg *Config, st *Stats) (engine, error) {
-	lns, err := listenStd(cfg.Addr)
+	var lns []net.Listener
+	var err error
+	if len(cfg.Listeners) > 0 {
+		lns, err = inheritStd(cfg.Listeners)
+	} else {
+		lns, err = listenStd(cfg.Addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +120,30 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		conns:     make(map[*stdConn]struct{}),
 		stop:      make(chan struct{}),
 		gone:      make(chan struct{}),
+		readyc:    make(chan struct{}),
 	}, nil
+}
+
+// inheritStd makes listeners of files; net duplicates each descriptor.
+func inheritStd(files []*os.File) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, f := range files {
+		ln, err := net.FileListener(f)
+		if err == nil {
+			if _, ok := ln.(*net.TCPListener); !ok {
+				ln.Close()
+				err = errors.New("not a TCP listener")
+			}
+		}
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("server: listener %q: %w", f.Name(), err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // listenStd listens on addr. Package net already makes an empty host one
@@ -132,6 +170,43 @@ func listenStd(addr string) ([]net.Listener, error) {
 
 func (e *stdnetEngine) addr() net.Addr { return e.lns[0].Addr() }
 
+func (e *stdnetEngine) ready() <-chan struct{} { return e.readyc }
+
+func (e *stdnetEngine) listenerFiles() ([]*os.File, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return nil, errors.New("server: stopping; the listeners are closed")
+	}
+	var files []*os.File
+	for _, ln := range e.lns {
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func (e *stdnetEngine) stopAccepting() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return errors.New("server: stopping already")
+	}
+	e.handedOver.Store(true)
+	// A deadline in the past wakes a blocked Accept without closing the
+	// socket, whose queue is the new owner's.
+	for _, ln := range e.lns {
+		ln.(*net.TCPListener).SetDeadline(time.Unix(1, 0))
+	}
+	return nil
+}
+
 func (e *stdnetEngine) serve(ctx context.Context) error {
 	e.mu.Lock()
 	if e.served {
@@ -144,6 +219,7 @@ func (e *stdnetEngine) serve(ctx context.Context) error {
 			e.running++
 			go e.acceptLoop(ln)
 		}
+		close(e.readyc)
 	}
 	e.mu.Unlock()
 	select {
@@ -236,6 +312,9 @@ func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
+			if e.handedOver.Load() {
+				return
+			}
 			select {
 			case <-e.stop:
 				return
@@ -306,7 +385,10 @@ func (e *stdnetEngine) setReadDeadline(sc *stdConn, cur int) int {
 		if sc.drainUntil.IsZero() {
 			sc.drainUntil = now.Add(stdDrainMax)
 		}
-		dl := now.Add(stdDrainQuiet)
+		dl := now.Add(stdDrainWait)
+		if sc.drained {
+			dl = now.Add(stdDrainQuiet)
+		}
 		if dl.After(sc.drainUntil) {
 			dl = sc.drainUntil
 		}
@@ -415,6 +497,9 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 		}
 		if n > 0 {
 			e.st.BytesIn.Add(int64(n))
+			if dl == dlDrain {
+				sc.drained = true
+			}
 			var done bool
 			out, done = p.Feed(out[:0], in[:n])
 			if e.cfg.builtin {

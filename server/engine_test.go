@@ -65,12 +65,13 @@ func model(maxMessage int, stream []byte, end bool) string {
 	return string(out)
 }
 
-// startServer serves cfg (on 127.0.0.1:0 unless cfg.Addr is set) until the
+// startServer serves cfg (on 127.0.0.1:0 unless cfg.Addr or cfg.Listeners
+// is set) until the
 // test ends, then shuts it down and checks that Serve returned
 // ErrServerClosed.
 func startServer(t *testing.T, cfg server.Config) *server.Server {
 	t.Helper()
-	if cfg.Addr == "" {
+	if cfg.Addr == "" && cfg.Listeners == nil {
 		cfg.Addr = "127.0.0.1:0"
 	}
 	// TCPOLL_DIRECT_SEND=1 runs the suite on the send(2) path instead of

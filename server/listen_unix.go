@@ -195,3 +195,77 @@ func sockaddrTCP(sa unix.Sockaddr) *net.TCPAddr {
 	}
 	return nil
 }
+
+// inherit duplicates the listening sockets in files, so that the engine
+// owns descriptors of its own and the caller keeps its files.
+func inherit(files []*os.File) ([]int, error) {
+	fds := make([]int, 0, len(files))
+	for _, f := range files {
+		fd, err := dupListener(f)
+		if err != nil {
+			closeFDs(fds)
+			return nil, fmt.Errorf("server: listener %q: %w", f.Name(), err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+// dupListener duplicates f, which must be a listening TCP socket, as a
+// non-blocking descriptor closed on exec.
+func dupListener(f *os.File) (int, error) {
+	// SyscallConn, not Fd: Fd would switch the socket to blocking mode.
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	err = rc.Control(func(s uintptr) {
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+		if fd, derr = unix.Dup(int(s)); derr == nil {
+			unix.CloseOnExec(fd)
+		}
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return -1, os.NewSyscallError("dup", err)
+	}
+	if err := checkListener(fd); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	// The flag belongs to the socket, shared with every process that holds
+	// it; they all poll it, so non-blocking is what each of them wants.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	// As listen does: accepted sockets inherit it where nodelayInherited.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	return fd, nil
+}
+
+// checkListener fails unless fd is a TCP socket that listens.
+func checkListener(fd int) error {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fmt.Errorf("not a socket: %w", os.NewSyscallError("getsockopt", err))
+	}
+	if typ != unix.SOCK_STREAM {
+		return errors.New("not a stream socket")
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return os.NewSyscallError("getsockname", err)
+	}
+	if sockaddrTCP(sa) == nil {
+		return errors.New("not a TCP socket")
+	}
+	if on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err == nil && on == 0 {
+		return errors.New("not listening")
+	}
+	return nil
+}

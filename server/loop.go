@@ -117,12 +117,20 @@ type loop struct {
 
 	// drain holds, from the start of a graceful shutdown, the bytes each
 	// draining connection has left to read: what its socket held when the
-	// shutdown began. Later input is not answered, so a client that never
-	// stops sending cannot hold the shutdown open.
+	// shutdown began, or when its first input came after that (drainAwait
+	// until then; see startDrain). Later input is not answered, so a client
+	// that never stops sending cannot hold the shutdown open.
 	drain map[int]int
 
-	logConns  bool
-	stopping  bool
+	logConns bool
+	// listening: the listeners are in the poller (perhaps unwatched for a
+	// back-off: acceptOff). It ends with StopAccepting or the shutdown.
+	listening bool
+	// stopping: the graceful shutdown has begun. awaiting counts the
+	// connections in drain marked drainAwait, until drainAt.
+	stopping bool
+	awaiting int
+	drainAt  uint32
 	stop      atomic.Bool
 	force     atomic.Bool
 	idleTicks uint32
@@ -144,6 +152,7 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 		e:         e,
 		p:         p,
 		lfds:      lfds,
+		listening: len(lfds) > 0,
 		events:    make([]poll.Event, 256),
 		buf:       make([]byte, readBufSize),
 		out:       make([]byte, 0, readBufSize),
@@ -172,7 +181,13 @@ func (l *loop) run() {
 	defer l.closeRing()
 	defer l.flushStats()
 	defer l.closeInbox()
+	if l.e.starting.Add(-1) == 0 {
+		close(l.e.readyc)
+	}
 	for {
+		if l.listening && l.e.handedOver.Load() {
+			l.unlisten()
+		}
 		if l.stop.Load() {
 			if l.force.Load() {
 				l.closeEverything()
@@ -206,7 +221,9 @@ func (l *loop) run() {
 		}
 		for _, ev := range l.events[:n] {
 			if ev.Token&listenerToken != 0 {
-				l.accept(int(ev.Token&^listenerToken), acceptBatch)
+				if l.listening {
+					l.accept(int(ev.Token&^listenerToken), acceptBatch)
+				}
 				continue
 			}
 			fd := int(uint32(ev.Token))
@@ -227,6 +244,7 @@ func (l *loop) run() {
 			}
 		}
 		l.expire()
+		l.endWaits()
 	}
 }
 
@@ -299,6 +317,9 @@ func (l *loop) timeout() time.Duration {
 	}
 	if l.acceptOff {
 		consider(l.acceptRetry)
+	}
+	if l.awaiting > 0 {
+		consider(l.drainAt)
 	}
 	if l.released >= releaseAfter {
 		consider(l.e.ticks() + releaseEvery) // try again when allowed

@@ -165,7 +165,7 @@ func (l *loop) unwatchListeners() {
 }
 
 func (l *loop) watchListeners() {
-	if !l.acceptOff || l.stopping {
+	if !l.acceptOff || !l.listening {
 		return
 	}
 	l.acceptOff = false

@@ -106,6 +106,9 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	}
 	delete(l.protos, int32(fd))
 	if l.drain != nil {
+		if l.drain[fd] == drainAwait {
+			l.awaiting--
+		}
 		delete(l.drain, fd)
 	}
 	c.reset()

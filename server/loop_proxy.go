@@ -49,7 +49,11 @@ func (l *loop) readHeader(c *conn, fd int) {
 		return
 	}
 	if l.drain != nil {
-		// The header completed during a shutdown: serve what came with it.
+		// The header completed during a shutdown: serve what came with it
+		// and what is left in the socket.
+		if used < n && !l.consume(c, fd, l.buf[used:n]) {
+			return
+		}
 		l.startDrain(c, fd)
 		return
 	}

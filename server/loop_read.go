@@ -23,6 +23,11 @@ func (l *loop) readable(c *conn, fd int) {
 		l.readHeader(c, fd)
 		return
 	}
+	if c.state&stDraining != 0 && l.drain[fd] == drainAwait {
+		// The first input since the shutdown began (see startDrain).
+		l.drain[fd] = unread(fd)
+		l.awaiting--
+	}
 	for range readsPerEvent {
 		n := l.readSize(c)
 		if c.state&stDraining != 0 {

@@ -2,18 +2,38 @@
 
 package server
 
+import "time"
+
+// drainWait is how long a graceful shutdown waits for the next input of
+// a connection that has nothing unread when the shutdown begins. A
+// message can be on its way: a client that has just connected sends its
+// first message a round trip after its handshake, and a client that
+// pipelines sends its next burst once it has read its answers. The first
+// input that arrives is answered and the FIN follows the answers at once,
+// so a client that reads its answers sees the EOF with them, before it
+// writes again. A connection quiet for drainWait gets its FIN then.
+const drainWait = 100 * time.Millisecond
+
+// drainAwait marks, in loop.drain, a connection waiting for its first
+// input of the drain.
+const drainAwait = -1
+
 // beginStop starts a graceful shutdown of this loop: it serves the
 // connections already queued on its listeners, stops accepting, and each
-// connection answers what is already readable, then closes.
+// connection answers what it has received, then closes (see startDrain).
 //
 // Closing a listener resets the connections still in its accept queue, so
-// the queue is emptied first. A client whose handshake completes after
-// that and before the close is still reset (on Linux,
-// net.ipv4.tcp_migrate_req=1 moves it to a sibling SO_REUSEPORT listener
-// that is still open instead); one that connects later is refused.
+// the queue is emptied first, unless the listeners were handed over
+// (StopAccepting) and the queue belongs to the process that took them. A
+// client whose handshake completes after that and before the close is
+// still reset (on Linux, net.ipv4.tcp_migrate_req=1 moves it to a sibling
+// SO_REUSEPORT listener that is still open instead); one that connects
+// later is refused.
 func (l *loop) beginStop() {
-	for i := range l.lfds {
-		l.accept(i, acceptQueued)
+	if l.listening {
+		for i := range l.lfds {
+			l.accept(i, acceptQueued)
+		}
 	}
 	l.releaseListeners()
 	// A connection still owing its PROXY header has sent no message.
@@ -33,14 +53,52 @@ func (l *loop) beginStop() {
 	}
 }
 
-// startDrain makes a connection answer what it has received, then close.
+// startDrain makes a connection answer what it has received, then close:
+// what its socket holds now, or if that is nothing, its next input within
+// drainWait. A connection still reading its PROXY header comes back here
+// once the header is complete.
 func (l *loop) startDrain(c *conn, fd int) {
-	if c.state&(stOpen|stNoRead) != stOpen {
+	if c.state&(stOpen|stNoRead|stProxy) != stOpen {
 		return
 	}
 	c.state |= stDraining
-	l.drain[fd] = unread(fd)
-	l.readable(c, fd)
+	if n := unread(fd); n > 0 {
+		if l.drain[fd] == drainAwait {
+			l.awaiting--
+		}
+		l.drain[fd] = n
+		l.readable(c, fd)
+		return
+	}
+	if l.drain[fd] != drainAwait {
+		l.drain[fd] = drainAwait
+		l.awaiting++
+	}
+	// A connection handed over late gets its own drainWait.
+	if at := l.e.ticks() + uint32(drainWait/time.Millisecond); int32(at-l.drainAt) > 0 {
+		l.drainAt = at
+	}
+}
+
+// endWaits closes, once drainWait has passed, the connections whose next
+// input has not come.
+func (l *loop) endWaits() {
+	if l.awaiting == 0 || int32(l.e.ticks()-l.drainAt) < 0 {
+		return
+	}
+	l.walk = l.walk[:0]
+	for fd, n := range l.drain {
+		if n == drainAwait {
+			l.walk = append(l.walk, int32(fd))
+		}
+	}
+	for _, fd := range l.walk {
+		c := l.e.table.get(int(fd))
+		if c.state&stOpen != 0 && l.drain[int(fd)] == drainAwait {
+			l.endDrain(c, int(fd))
+		}
+	}
+	l.awaiting = 0
 }
 
 // closeEverything drops every connection at once.
@@ -65,12 +123,24 @@ func (l *loop) closeEverything() {
 // releaseListeners stops accepting in this loop and closes its listeners.
 func (l *loop) releaseListeners() {
 	l.stopping = true
+	l.unlisten()
+	l.e.mu.Lock()
+	l.e.listenersGone = true
+	closeFDs(l.lfds)
+	l.e.mu.Unlock()
+	l.lfds = nil
+}
+
+// unlisten takes the listeners out of the poller: the loop accepts no more.
+func (l *loop) unlisten() {
+	if !l.listening {
+		return
+	}
+	l.listening = false
 	// An accept back-off ends here: nothing is to be watched again, and a
 	// retry time left in the past would make every Wait return at once.
 	l.acceptOff = false
 	for _, lfd := range l.lfds {
 		l.p.Delete(lfd)
 	}
-	closeFDs(l.lfds)
-	l.lfds = nil
 }

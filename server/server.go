@@ -35,6 +35,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -50,6 +51,13 @@ type engine interface {
 	// shutdown stops accepting, answers what was received, flushes and
 	// closes; past ctx's deadline it closes what remains.
 	shutdown(ctx context.Context) error
+	// ready is closed once serve runs.
+	ready() <-chan struct{}
+	// listenerFiles duplicates the listening sockets.
+	listenerFiles() ([]*os.File, error)
+	// stopAccepting stops accepting, leaving the sockets and their queues
+	// open until serve returns, and makes shutdown leave the queues alone.
+	stopAccepting() error
 }
 
 // Server is a server of one Config. Create it with New.
@@ -100,3 +108,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer flushLog(s.log)
 	return s.eng.shutdown(ctx)
 }
+
+// Ready is closed once Serve has started every event loop: from then on
+// the server accepts and serves. A process that replaces another waits for
+// it before telling its predecessor to stop (see ListenerFiles).
+func (s *Server) Ready() <-chan struct{} { return s.eng.ready() }
+
+// ListenerFiles returns a duplicate of every listening socket, for a
+// process that is to take over from this one: pass them to it (as
+// exec.Cmd.ExtraFiles, say), where they become its Config.Listeners. The
+// sockets are then shared, so a connection queued on them is accepted by
+// whichever process accepts first, and none is refused or reset while
+// either process holds them. The caller closes the files. It fails once
+// the server has begun to stop, and on the evio engine.
+//
+// The hand-over, step by step, as `tcpoll serve` does it on SIGHUP: the
+// old process starts the new one with ListenerFiles; the new one serves
+// on them and reports Ready; the old one then calls StopAccepting and
+// Shutdown, which answers its clients and closes their connections.
+func (s *Server) ListenerFiles() ([]*os.File, error) { return s.eng.listenerFiles() }
+
+// StopAccepting stops accepting new connections without closing the
+// listening sockets: the connections waiting in their queues, and later
+// ones, are left to the process that took the sockets over through
+// ListenerFiles. Shutdown then serves the connections already accepted,
+// and closes this process's copies of the sockets without accepting what
+// is queued. Without another process holding the sockets, the queued
+// connections are reset when the server stops, so a server that shuts
+// down alone calls Shutdown without this.
+func (s *Server) StopAccepting() error { return s.eng.stopAccepting() }

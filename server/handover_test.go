@@ -1,0 +1,358 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tcpoll/poll/server"
+)
+
+// listenFiles binds n listeners on 127.0.0.1 and returns them as files, as
+// systemd or a predecessor passes them, with their addresses.
+func listenFiles(t *testing.T, n int) ([]*os.File, []string) {
+	t.Helper()
+	var files []*os.File
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		// The file is a duplicate: the socket lives on through it.
+		ln.Close()
+		t.Cleanup(func() { f.Close() })
+		files = append(files, f)
+	}
+	return files, addrs
+}
+
+// supportsListeners reports whether this build's engine takes
+// Config.Listeners; evio must refuse them plainly.
+func supportsListeners(t *testing.T) bool {
+	t.Helper()
+	files, _ := listenFiles(t, 1)
+	s, err := server.New(server.Config{Listeners: files})
+	if err != nil {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("New with Listeners: %v, want a server or ErrUnsupported", err)
+		}
+		return false
+	}
+	s.Shutdown(context.Background())
+	return true
+}
+
+func TestListenersEvioRefuses(t *testing.T) {
+	s := startServer(t, server.Config{})
+	if s.Engine() != "evio" {
+		t.Skip("evio only: the other engines take Listeners")
+	}
+	if supportsListeners(t) {
+		t.Fatal("the evio engine accepted Listeners")
+	}
+	if _, err := s.ListenerFiles(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("ListenerFiles: %v, want ErrUnsupported", err)
+	}
+	if err := s.StopAccepting(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("StopAccepting: %v, want ErrUnsupported", err)
+	}
+}
+
+// TestListeners: a server serves on the sockets it is given, whatever
+// their number against its loops', including connections that waited in
+// their queues before it existed.
+func TestListeners(t *testing.T) {
+	if !supportsListeners(t) {
+		t.Skip("this engine has no Listeners (TestListenersEvioRefuses)")
+	}
+	for _, n := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("%d-sockets-2-loops", n), func(t *testing.T) {
+			files, addrs := listenFiles(t, n)
+			// Queued before the server exists: the kernel completed the
+			// handshakes, nobody accepted yet.
+			var early []*client
+			for _, a := range addrs {
+				c := dialAddr(t, a)
+				c.send("early\n")
+				early = append(early, c)
+			}
+			s := startServer(t, server.Config{Listeners: files, Loops: 2})
+			for _, f := range files {
+				f.Close() // the server holds duplicates
+			}
+			if got, want := s.Addr().String(), addrs[0]; got != want {
+				t.Errorf("Addr() = %s, want %s", got, want)
+			}
+			select {
+			case <-s.Ready():
+			case <-time.After(ioTimeout):
+				t.Fatal("Ready not closed after Serve")
+			}
+			for _, c := range early {
+				c.expect(acks(1, false))
+			}
+			for range 4 {
+				for _, a := range addrs {
+					c := dialAddr(t, a)
+					c.send("m\nclose\n")
+					c.expectEnd(acks(1, true))
+				}
+			}
+		})
+	}
+}
+
+func dialAddr(t *testing.T, addr string) *client {
+	t.Helper()
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dial(t, a)
+}
+
+func TestListenersInvalid(t *testing.T) {
+	files, _ := listenFiles(t, 1)
+	if _, err := server.New(server.Config{Addr: "127.0.0.1:0", Listeners: files}); err == nil {
+		t.Error("New with Addr and Listeners: no error")
+	}
+	if _, err := server.New(server.Config{Listeners: []*os.File{nil}}); err == nil {
+		t.Error("New with a nil listener: no error")
+	}
+	if !supportsListeners(t) {
+		return
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	uf, err := udp.(*net.UDPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uf.Close()
+	if _, err := server.New(server.Config{Listeners: []*os.File{uf}}); err == nil {
+		t.Error("New with a UDP socket as listener: no error")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, err := server.New(server.Config{Listeners: []*os.File{r}}); err == nil {
+		t.Error("New with a pipe as listener: no error")
+	}
+}
+
+// handoverClients load a server the way a restart must not disturb:
+// churners connect, send one message, read its answer and close; steady
+// clients keep one connection and pipeline bursts on it.
+type handoverClients struct {
+	addr                string
+	stop                chan struct{}
+	wg                  sync.WaitGroup
+	churned, answered   atomic.Int64
+	ended, crossed      atomic.Int64
+	mu                  sync.Mutex
+	failures            []string
+	churners, steady, n int
+}
+
+func (h *handoverClients) fail(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.failures) < 10 {
+		h.failures = append(h.failures, fmt.Sprintf(format, args...))
+	}
+}
+
+func startHandoverClients(addr string, churners, steady int) *handoverClients {
+	h := &handoverClients{addr: addr, stop: make(chan struct{})}
+	for range churners {
+		h.wg.Go(h.churn)
+	}
+	for range steady {
+		h.wg.Go(h.pipeline)
+	}
+	return h
+}
+
+func (h *handoverClients) stopped() bool {
+	select {
+	case <-h.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (h *handoverClients) churn() {
+	buf := make([]byte, len(server.Answer))
+	for !h.stopped() {
+		c, err := net.DialTimeout("tcp", h.addr, ioTimeout)
+		if err != nil {
+			h.fail("churn dial: %v", err)
+			return
+		}
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Write([]byte("one\n")); err != nil {
+			h.fail("churn write: %v", err)
+		} else if _, err := io.ReadFull(c, buf); err != nil {
+			h.fail("churn read: %v", err)
+		} else if string(buf) != server.Answer {
+			h.fail("churn read %q", buf)
+		}
+		c.Close()
+		h.churned.Add(1)
+	}
+}
+
+// pipeline writes bursts of 8 messages and reads their answers, with a
+// pause between bursts. When the server ends the connection it must be
+// with a FIN after the last burst's answers. A burst that crosses the FIN
+// on its way gets no answer at all: the protocol cannot warn a client that
+// a FIN is coming, but a server that sends its FIN right after answering
+// the burst it has (or with nothing pending, during a pause) never lets it
+// happen to a client that waits for its answers.
+func (h *handoverClients) pipeline() {
+	const burst = 8
+	msgs := []byte(strings.Repeat("p\n", burst))
+	want := acks(burst, false)
+	buf := make([]byte, len(want))
+	for !h.stopped() {
+		c, err := net.DialTimeout("tcp", h.addr, ioTimeout)
+		if err != nil {
+			h.fail("pipeline dial: %v", err)
+			return
+		}
+		for !h.stopped() {
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			if _, err := c.Write(msgs); err != nil {
+				h.fail("pipeline write: %v", err)
+				break
+			}
+			n, err := io.ReadFull(c, buf)
+			if err == io.EOF && n == 0 {
+				h.ended.Add(1)
+				h.crossed.Add(1)
+				break
+			}
+			if err != nil {
+				h.fail("pipeline: %d of %d answer bytes, then %v", n, len(want), err)
+				break
+			}
+			if string(buf) != want {
+				h.fail("pipeline read %q", buf)
+				break
+			}
+			h.answered.Add(burst)
+			// A pause between bursts, waiting for a FIN. (A deadline
+			// already past would fail the Read before it looks.)
+			c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			if _, err := c.Read(buf[:1]); err == io.EOF {
+				h.ended.Add(1)
+				break
+			} else if err == nil {
+				h.fail("pipeline: a byte nobody asked for")
+				break
+			}
+		}
+		c.Close()
+	}
+}
+
+func (h *handoverClients) finish(t *testing.T) {
+	t.Helper()
+	close(h.stop)
+	h.wg.Wait()
+	for _, f := range h.failures {
+		t.Error(f)
+	}
+}
+
+// TestHandOver: a new server takes the listening sockets of a running one,
+// which then stops accepting and shuts down, under churn and pipelining
+// clients that must not see it: no refused or reset connection, no lost
+// answer, and a connection the old server ends ends with a FIN.
+func TestHandOver(t *testing.T) {
+	if !supportsListeners(t) {
+		t.Skip("this engine has no Listeners (TestListenersEvioRefuses)")
+	}
+	old, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldServed := make(chan error, 1)
+	go func() { oldServed <- old.Serve(context.Background()) }()
+	<-old.Ready()
+
+	h := startHandoverClients(old.Addr().String(), 8, 16)
+	time.Sleep(100 * time.Millisecond)
+
+	files, err := old.ListenerFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := server.New(server.Config{Listeners: files, Loops: 2})
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextServed := make(chan error, 1)
+	go func() { nextServed <- next.Serve(context.Background()) }()
+	<-next.Ready()
+	if err := old.StopAccepting(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := old.Shutdown(ctx); err != nil {
+		t.Errorf("old Shutdown: %v", err)
+	}
+	if err := <-oldServed; !errors.Is(err, server.ErrServerClosed) {
+		t.Errorf("old Serve: %v", err)
+	}
+	if _, err := old.ListenerFiles(); err == nil {
+		t.Error("ListenerFiles after Shutdown: no error")
+	}
+	before := next.Stats().Accepted.Load()
+	time.Sleep(200 * time.Millisecond)
+	h.finish(t)
+
+	if next.Stats().Accepted.Load() == before {
+		t.Error("the new server accepted nothing once the old one was gone")
+	}
+	if h.ended.Load() == 0 {
+		t.Error("no pipelining connection ended: the old server's shutdown was not exercised")
+	}
+	if n := h.crossed.Load(); n > 0 {
+		t.Errorf("%d bursts crossed the old server's FIN and were lost", n)
+	}
+	t.Logf("churned %d, pipelined answers %d, connections the old server ended %d (%d after a burst crossed its FIN); old accepted %d, new %d",
+		h.churned.Load(), h.answered.Load(), h.ended.Load(), h.crossed.Load(),
+		old.Stats().Accepted.Load(), next.Stats().Accepted.Load())
+	if err := next.Shutdown(ctx); err != nil {
+		t.Errorf("new Shutdown: %v", err)
+	}
+	if err := <-nextServed; !errors.Is(err, server.ErrServerClosed) {
+		t.Errorf("new Serve: %v", err)
+	}
+}
