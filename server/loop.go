@@ -128,9 +128,9 @@ type loop struct {
 	listening bool
 	// stopping: the graceful shutdown has begun. awaiting counts the
 	// connections in drain marked drainAwait, until drainAt.
-	stopping bool
-	awaiting int
-	drainAt  uint32
+	stopping  bool
+	awaiting  int
+	drainAt   uint32
 	stop      atomic.Bool
 	force     atomic.Bool
 	idleTicks uint32
