@@ -13,9 +13,13 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/tcpoll/poll/internal/sd"
+	"github.com/tcpoll/poll/internal/upgrade"
 	"github.com/tcpoll/poll/server"
 )
 
@@ -38,6 +42,8 @@ func serveCmd(args []string) error {
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for answers to flush")
 	debugAddr := fs.String("debug-addr", "", "serve expvar counters on this `address` (e.g. 127.0.0.1:6060)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this `file` until the server stops")
+	pidFile := fs.String("pid-file", "", "write the server's process ID to this `file` once it serves (and the new process's after an upgrade)")
+	upgradeTimeout := fs.Duration("upgrade-timeout", 30*time.Second, "how long SIGHUP waits for the new process to serve before it gives up on it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,8 +83,35 @@ func serveCmd(args []string) error {
 	cfg.Logger = slog.New(lq)
 	log := cfg.Logger
 
-	srv, err := server.New(cfg)
+	// Listening sockets come from the process this one replaces (SIGHUP),
+	// from systemd (socket activation), or are bound here.
+	files, ready, err := upgrade.Inherited()
 	if err != nil {
+		return err
+	}
+	from := "predecessor"
+	if files == nil {
+		from = "systemd"
+		if files, err = sd.Listeners(); err != nil {
+			return err
+		}
+		for _, f := range files {
+			if err := sd.CheckStreamListener(f); err != nil {
+				return fmt.Errorf("socket %s from systemd: %w", f.Name(), err)
+			}
+		}
+	}
+	if len(files) > 0 {
+		cfg.Listeners, cfg.Addr = files, ""
+	}
+	srv, err := server.New(cfg)
+	for _, f := range files {
+		f.Close() // the server holds its own duplicates
+	}
+	if err != nil {
+		if ready != nil {
+			ready.Close()
+		}
 		return err
 	}
 	if *cpuProfile != "" {
@@ -97,26 +130,153 @@ func serveCmd(args []string) error {
 			return err
 		}
 	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() {
-		sig := <-sigs
-		log.Info("shutting down", "signal", sig.String(), "timeout", *grace)
-		ctx, cancel := context.WithTimeout(context.Background(), *grace)
-		defer cancel()
-		done <- srv.Shutdown(ctx)
-	}()
-	log.Info("listening", "addr", srv.Addr().String(), "engine", srv.Engine())
-	if err := srv.Serve(context.Background()); !errors.Is(err, server.ErrServerClosed) {
+	// The binary to start on SIGHUP: the path this one was started from,
+	// which by then may hold a new version.
+	exe, err := os.Executable()
+	if err != nil {
 		return err
 	}
-	if err := <-done; err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background()) }()
+	select {
+	case <-srv.Ready():
+	case err := <-served:
+		return err
+	}
+	if *pidFile != "" {
+		if err := writePidFile(*pidFile); err != nil {
+			return err
+		}
+	}
+	attrs := []any{"addr", srv.Addr().String(), "engine", srv.Engine(), "pid", os.Getpid()}
+	if len(files) > 0 {
+		attrs = append(attrs, "sockets", len(files), "from", from)
+	}
+	log.Info("listening", attrs...)
+	if ready != nil {
+		// The predecessor tells systemd, with MAINPID=, once it knows.
+		if err := upgrade.Ready(ready); err != nil {
+			log.Warn("could not tell the old process that this one serves", "err", err)
+		}
+	} else {
+		notify(log, "READY=1")
+	}
+
+	// A SIGHUP starts a successor; its result comes on upgraded.
+	var child *upgrade.Child
+	upgraded := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	handedOver := false
+	var sig os.Signal
+wait:
+	for {
+		select {
+		case sig = <-sigs:
+			if sig != syscall.SIGHUP {
+				break wait
+			}
+			if child != nil {
+				log.Warn("SIGHUP ignored: an upgrade is in progress", "new_pid", child.Pid())
+				continue
+			}
+			notify(log, sd.Reloading())
+			if child, err = startSuccessor(exe, srv); err != nil {
+				log.Error("upgrade failed; still serving", "err", err)
+				notify(log, "READY=1")
+				continue
+			}
+			log.Info("upgrading", "new_pid", child.Pid(), "binary", exe)
+			go func(c *upgrade.Child) { upgraded <- c.Wait(ctx, *upgradeTimeout) }(child)
+		case err := <-upgraded:
+			if err != nil {
+				log.Error("upgrade failed; still serving", "err", err)
+				child = nil
+				notify(log, "READY=1")
+				continue
+			}
+			pid := child.Pid()
+			notify(log, fmt.Sprintf("MAINPID=%d\nREADY=1", pid))
+			if err := srv.StopAccepting(); err != nil {
+				log.Error("stop accepting", "err", err)
+			}
+			log.Info("handed over", "new_pid", pid)
+			handedOver = true
+			break wait
+		case err := <-served:
+			// Serve returns before a signal only if the server failed.
+			return err
+		}
+	}
+	signal.Stop(sigs)
+	if child != nil && !handedOver {
+		cancel() // Wait kills the child: it is not serving yet
+		<-upgraded
+	}
+	if !handedOver {
+		notify(log, "STOPPING=1")
+		log.Info("shutting down", "signal", sig.String(), "timeout", *grace)
+	} else {
+		log.Info("shutting down after the upgrade", "timeout", *grace)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), *grace)
+	defer scancel()
+	shutErr := srv.Shutdown(sctx)
+	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		return err
+	}
+	if *pidFile != "" && !handedOver {
+		removePidFile(*pidFile)
+	}
+	if shutErr != nil {
+		return fmt.Errorf("shutdown: %w", shutErr)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startSuccessor starts exe with this process's arguments and the
+// server's listening sockets.
+func startSuccessor(exe string, srv *server.Server) (*upgrade.Child, error) {
+	files, err := srv.ListenerFiles()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	return upgrade.Start(exe, os.Args[1:], files)
+}
+
+// notify sends state to systemd when it supervises this process
+// (NOTIFY_SOCKET); a failure is logged, not fatal.
+func notify(log *slog.Logger, state string) {
+	if _, err := sd.Notify(state); err != nil {
+		log.Warn("systemd notification failed", "state", state, "err", err)
+	}
+}
+
+// writePidFile writes this process's ID to path, replacing it at once
+// (rename), so a reader never sees a partial file.
+func writePidFile(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// removePidFile removes path if it still names this process.
+func removePidFile(path string) {
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(path)
+	}
 }
 
 // serveDebug publishes the server's counters through expvar on addr.

@@ -116,13 +116,21 @@ func startServerBin(t *testing.T, bin string, env []string, nofile int, flags ..
 	}
 	args = append(args, "-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0")
 	args = append(args, flags...)
+	cmd := exec.Command("/bin/sh", args...)
+	cmd.Env = append(os.Environ(), env...)
+	return launch(t, cmd)
+}
+
+// launch starts cmd, a `tcpoll serve` with "-debug-addr 127.0.0.1:0", with
+// its output read into the proc's log, and waits until it listens. It is
+// killed when the test ends.
+func launch(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/bin/sh", args...)
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.Env = append(os.Environ(), env...)
 	// Should the test binary die before its cleanups run (a -timeout
 	// panic), the server dies with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

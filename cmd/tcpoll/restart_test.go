@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpoll/poll/internal/restart"
+)
+
+// readPid reads a pid file; 0 if it is missing or not complete.
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// waitPid waits until the pid file names a process other than old.
+func waitPid(t *testing.T, path string, old int, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if pid := readPid(path); pid != 0 && pid != old {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pid file still names %d after %v", old, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gone reports whether pid has exited: no such process, or a zombie
+// waiting for its parent.
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
+}
+
+// killLater kills pid when the test ends unless it has exited: a process
+// started by an upgrade is not the test's child, so launch's cleanup does
+// not know it.
+func killLater(t *testing.T, pid int) {
+	t.Cleanup(func() {
+		if !gone(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
+// waitGone waits until pid has exited.
+func waitGone(t *testing.T, pid int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still runs after %v", pid, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fdsOf counts a process's open descriptors.
+func fdsOf(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestUpgradeUnderLoad is the restart test: under churn and 200 pipelining
+// clients, ten SIGHUPs, each sent once the previous upgrade is ready (the
+// pid file names the new process). No client may see them: no refused
+// dial, no reset, no lost answer; a pipelining connection the old process
+// ends ends with a FIN after the answers to everything it sent. Then one
+// server process remains, holding as many descriptors as a fresh one.
+func TestUpgradeUnderLoad(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "tcpoll.pid")
+	p := startServer(t, 0, "-pid-file", pidFile)
+	if got := readPid(pidFile); got != p.pid {
+		t.Fatalf("pid file names %d, want %d", got, p.pid)
+	}
+	fresh := p.steadyFDs(t)
+
+	run, err := restart.Start(context.Background(), restart.Config{Addr: p.addr, Churners: 32, LongLived: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Stop()
+	time.Sleep(500 * time.Millisecond)
+
+	const upgrades = 10
+	pids := []int{p.pid}
+	start := time.Now()
+	for range upgrades {
+		cur := pids[len(pids)-1]
+		if err := syscall.Kill(cur, syscall.SIGHUP); err != nil {
+			t.Fatalf("SIGHUP to %d: %v", cur, err)
+		}
+		next := waitPid(t, pidFile, cur, 20*time.Second)
+		killLater(t, next)
+		pids = append(pids, next)
+		// Traffic flows to the new process before the next upgrade.
+		time.Sleep(300 * time.Millisecond)
+	}
+	took := time.Since(start)
+	time.Sleep(500 * time.Millisecond)
+	res := run.Stop()
+	t.Logf("%d upgrades in %v: %v", upgrades, took.Round(time.Millisecond), res)
+	for _, f := range res.Failures() {
+		t.Error(f)
+	}
+	for _, e := range res.Errors {
+		t.Log(e)
+	}
+	if res.LongCrossed > 0 {
+		t.Errorf("%d bursts crossed a FIN: the old process closed before answering a burst on its way", res.LongCrossed)
+	}
+	if res.ChurnAnswered == 0 || res.LongMessages == 0 {
+		t.Fatalf("no traffic: %v", res)
+	}
+	// Each upgrade ends the long-lived connections of the old process.
+	if res.LongEnded < 200 {
+		t.Errorf("long-lived connections ended by the old processes: %d, want at least 200", res.LongEnded)
+	}
+
+	select {
+	case <-p.exited:
+		if p.werr != nil {
+			t.Errorf("the first server exited with %v", p.werr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the first server did not exit")
+	}
+	last := pids[len(pids)-1]
+	for _, pid := range pids[1 : len(pids)-1] {
+		waitGone(t, pid, 15*time.Second)
+	}
+	if gone(last) {
+		t.Fatalf("the last server, %d, is gone:\n%s", last, p.log.tail())
+	}
+	if n := p.log.count("handed over"); n != upgrades {
+		t.Errorf("%d hand-overs logged, want %d", n, upgrades)
+	}
+	if n := p.log.count("upgrade failed; still serving"); n != 0 {
+		t.Errorf("%d failed upgrades logged", n)
+	}
+	// The clients' last connections may still linger for a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for fdsOf(t, last) != fresh && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := fdsOf(t, last); got != fresh {
+		t.Errorf("the last server holds %d descriptors, a fresh one %d", got, fresh)
+	}
+	syscall.Kill(last, syscall.SIGTERM)
+	waitGone(t, last, 15*time.Second)
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("the pid file outlives the last server: %v", err)
+	}
+}
+
+// replaceBinary puts content at path the way an install does: a new file
+// renamed over the old, so the running process keeps its own.
+func replaceBinary(t *testing.T, path string, content []byte, mode os.FileMode) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, content, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpgradeBrokenBinary: a SIGHUP whose new binary fails (exits, is not
+// an executable, or never becomes ready) leaves the old process serving,
+// and its clients see nothing; a later SIGHUP with a good binary upgrades.
+func TestUpgradeBrokenBinary(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tcpoll")
+	good, err := os.ReadFile(tcpollBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaceBinary(t, bin, good, 0o755)
+	pidFile := filepath.Join(dir, "tcpoll.pid")
+	p := startServerBin(t, bin, nil, 0, "-pid-file", pidFile, "-upgrade-timeout", "2s")
+
+	run, err := restart.Start(context.Background(), restart.Config{Addr: p.addr, Churners: 8, LongLived: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Stop()
+
+	broken := []struct {
+		name    string
+		content string
+		mode    os.FileMode
+	}{
+		{"exits at once", "#!/bin/sh\nexit 3\n", 0o755},
+		{"not an executable", "\x7fELF garbage", 0o755},
+		{"not executable at all", "#!/bin/sh\nexit 0\n", 0o644},
+		{"never ready", "#!/bin/sh\nexec sleep 30\n", 0o755},
+	}
+	for i, b := range broken {
+		replaceBinary(t, bin, []byte(b.content), b.mode)
+		syscall.Kill(p.pid, syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for p.log.count("upgrade failed; still serving") < i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no failure logged:\n%s", b.name, p.log.tail())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.alive(t)
+		if got := readPid(pidFile); got != p.pid {
+			t.Errorf("%s: pid file names %d, want %d", b.name, got, p.pid)
+		}
+	}
+	if lines := p.log.matching("killed it"); len(lines) != 1 {
+		t.Errorf("the child that never became ready: want one line saying it was killed, got %q", lines)
+	}
+
+	replaceBinary(t, bin, good, 0o755)
+	syscall.Kill(p.pid, syscall.SIGHUP)
+	next := waitPid(t, pidFile, p.pid, 20*time.Second)
+	killLater(t, next)
+	time.Sleep(300 * time.Millisecond)
+	res := run.Stop()
+	t.Logf("%v", res)
+	for _, f := range res.Failures() {
+		t.Error(f)
+	}
+	if res.LongCrossed > 0 {
+		t.Errorf("%d bursts crossed a FIN", res.LongCrossed)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the old server did not exit after the good upgrade")
+	}
+	syscall.Kill(next, syscall.SIGTERM)
+	waitGone(t, next, 15*time.Second)
+}
+
+// notifySocket listens on a unix datagram socket for systemd's notify
+// protocol, as systemd does for a Type=notify service.
+func notifySocket(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ch := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				close(ch)
+				return
+			}
+			ch <- string(buf[:n])
+		}
+	}()
+	return path, ch
+}
+
+func expectNotify(t *testing.T, ch <-chan string, want func(string) bool, what string) string {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if !want(got) {
+			t.Fatalf("notification %q, want %s", got, what)
+		}
+		return got
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no notification, want %s", what)
+	}
+	return ""
+}
+
+// TestSocketActivation: the server serves on the socket systemd passes
+// (LISTEN_FDS, LISTEN_PID), connections made before it started included,
+// and tells systemd its state over NOTIFY_SOCKET: READY=1 once serving;
+// RELOADING=1, then MAINPID= and READY=1 for an upgrade; STOPPING=1.
+func TestSocketActivation(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // f holds the socket
+	defer f.Close()
+
+	// Connected and written before the server exists: the handshake is
+	// done by the kernel, the connection waits in the accept queue.
+	early, err := net.DialTimeout("tcp", addr, ioTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	if _, err := early.Write([]byte("before the server\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	sock, notes := notifySocket(t)
+	pidFile := filepath.Join(t.TempDir(), "tcpoll.pid")
+	// LISTEN_PID names the process that reads it; $$ is the shell's, and
+	// exec keeps it.
+	cmd := exec.Command("/bin/sh", "-c",
+		`LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=tcpoll exec "$0" serve -debug-addr 127.0.0.1:0 -pid-file "$1"`,
+		tcpollBin, pidFile)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	cmd.ExtraFiles = []*os.File{f}
+	p := launch(t, cmd)
+	f.Close()
+	if p.addr != addr {
+		t.Errorf("serves on %s, want the inherited %s", p.addr, addr)
+	}
+	if lines := p.log.matching("from=systemd"); len(lines) != 1 {
+		t.Errorf("want one listening line saying from=systemd, got %q", lines)
+	}
+	early.SetDeadline(time.Now().Add(ioTimeout))
+	if err := readAnswers(early, 1); err != nil {
+		t.Fatalf("the connection queued before the server started: %v", err)
+	}
+	expectNotify(t, notes, func(s string) bool { return s == "READY=1" }, "READY=1")
+	if _, err := roundTrip(dial(t, addr), "hi"); err != nil {
+		t.Fatal(err)
+	}
+
+	syscall.Kill(p.pid, syscall.SIGHUP)
+	expectNotify(t, notes, func(s string) bool {
+		return strings.HasPrefix(s, "RELOADING=1\nMONOTONIC_USEC=")
+	}, "RELOADING=1 and MONOTONIC_USEC=")
+	next := waitPid(t, pidFile, p.pid, 20*time.Second)
+	killLater(t, next)
+	want := fmt.Sprintf("MAINPID=%d\nREADY=1", next)
+	expectNotify(t, notes, func(s string) bool { return s == want }, strconv.Quote(want))
+	if _, err := roundTrip(dial(t, addr), "after the upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the old server did not exit after the upgrade")
+	}
+	syscall.Kill(next, syscall.SIGTERM)
+	expectNotify(t, notes, func(s string) bool { return s == "STOPPING=1" }, "STOPPING=1")
+	waitGone(t, next, 15*time.Second)
+}
