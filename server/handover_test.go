@@ -356,3 +356,44 @@ func TestHandOver(t *testing.T) {
 		t.Errorf("new Serve: %v", err)
 	}
 }
+
+// TestShutdownIdleClientsCloseLater: idle connections get their FIN when
+// the shutdown's wait for input ends, and their clients close one by one
+// afterwards, each while the others linger. Shutdown must end, and soon.
+func TestShutdownIdleClientsCloseLater(t *testing.T) {
+	s, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(context.Background()) }()
+	var idle []*client
+	for range 4 {
+		c := dial(t, s.Addr())
+		c.send("hi\n")
+		c.expect(acks(1, false))
+		idle = append(idle, c)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	for _, c := range idle {
+		c.expectEnd("")
+		c.c.Close()
+		time.Sleep(150 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+}

@@ -127,14 +127,17 @@ type loop struct {
 	// back-off: acceptOff). It ends with StopAccepting or the shutdown.
 	listening bool
 	// stopping: the graceful shutdown has begun. awaiting counts the
-	// connections in drain marked drainAwait, until drainAt.
-	stopping  bool
-	awaiting  int
-	drainAt   uint32
-	stop      atomic.Bool
-	force     atomic.Bool
-	idleTicks uint32
-	sharedAt  uint32 // tick of the last shareCPU
+	// connections in drain marked drainAwait, which wait until drainAt.
+	stopping bool
+	awaiting int
+	drainAt  uint32
+	// awaitHeaders: the connections in headers at the start of the
+	// shutdown are closed at drainAt unless their header completes.
+	awaitHeaders bool
+	stop         atomic.Bool
+	force        atomic.Bool
+	idleTicks    uint32
+	sharedAt     uint32 // tick of the last shareCPU
 }
 
 func newLoop(e *pollEngine, lfds []int) (*loop, error) {
@@ -318,7 +321,7 @@ func (l *loop) timeout() time.Duration {
 	if l.acceptOff {
 		consider(l.acceptRetry)
 	}
-	if l.awaiting > 0 {
+	if l.awaiting > 0 || l.awaitHeaders {
 		consider(l.drainAt)
 	}
 	if l.released >= releaseAfter {

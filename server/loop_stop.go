@@ -36,12 +36,15 @@ func (l *loop) beginStop() {
 		}
 	}
 	l.releaseListeners()
-	// A connection still owing its PROXY header has sent no message.
-	for l.headers.head >= 0 {
-		fd := int(l.headers.head)
-		l.drop(l.e.table.get(fd), fd, "shutdown")
-	}
 	l.drain = make(map[int]int)
+	// A connection still owing its PROXY header has sent no message yet;
+	// it may be on its way, with the header, from a connection just
+	// accepted. The header completes within drainWait (see readHeader) or
+	// the connection is closed.
+	if l.headers.head >= 0 {
+		l.waitUntil(l.e.ticks() + uint32(drainWait/time.Millisecond))
+		l.awaitHeaders = true
+	}
 	// The walk goes over a copy of the list: reading a connection can send
 	// the batch, which can move or drop others.
 	l.walk = l.walk[:0]
@@ -74,17 +77,29 @@ func (l *loop) startDrain(c *conn, fd int) {
 		l.drain[fd] = drainAwait
 		l.awaiting++
 	}
-	// A connection handed over late gets its own drainWait.
-	if at := l.e.ticks() + uint32(drainWait/time.Millisecond); int32(at-l.drainAt) > 0 {
+	l.waitUntil(l.e.ticks() + uint32(drainWait/time.Millisecond))
+}
+
+// waitUntil moves drainAt to at, unless it is later already and something
+// waits for it: a connection handed over late gets its own drainWait.
+func (l *loop) waitUntil(at uint32) {
+	if (l.awaiting <= 1 && !l.awaitHeaders) || int32(at-l.drainAt) > 0 {
 		l.drainAt = at
 	}
 }
 
 // endWaits closes, once drainWait has passed, the connections whose next
-// input has not come.
+// input has not come, and those still owing their PROXY header.
 func (l *loop) endWaits() {
-	if l.awaiting == 0 || int32(l.e.ticks()-l.drainAt) < 0 {
+	if (l.awaiting == 0 && !l.awaitHeaders) || int32(l.e.ticks()-l.drainAt) < 0 {
 		return
+	}
+	if l.awaitHeaders {
+		l.awaitHeaders = false
+		for l.headers.head >= 0 {
+			fd := int(l.headers.head)
+			l.drop(l.e.table.get(fd), fd, "shutdown")
+		}
 	}
 	l.walk = l.walk[:0]
 	for fd, n := range l.drain {
@@ -95,10 +110,13 @@ func (l *loop) endWaits() {
 	for _, fd := range l.walk {
 		c := l.e.table.get(int(fd))
 		if c.state&stOpen != 0 && l.drain[int(fd)] == drainAwait {
+			// Unmarked first: the connection lingers on after endDrain,
+			// and drop must not count it out of awaiting again.
+			l.drain[int(fd)] = 0
+			l.awaiting--
 			l.endDrain(c, int(fd))
 		}
 	}
-	l.awaiting = 0
 }
 
 // closeEverything drops every connection at once.
