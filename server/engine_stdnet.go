@@ -180,7 +180,11 @@ func (e *stdnetEngine) listenerFiles() ([]*os.File, error) {
 	}
 	var files []*os.File
 	for _, ln := range e.lns {
-		f, err := ln.(*net.TCPListener).File()
+		rc, err := ln.(*net.TCPListener).SyscallConn()
+		var f *os.File
+		if err == nil {
+			f, err = dupFile(rc, "tcp:"+ln.Addr().String())
+		}
 		if err != nil {
 			for _, f := range files {
 				f.Close()

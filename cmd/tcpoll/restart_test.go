@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -374,5 +376,41 @@ func TestSocketActivation(t *testing.T) {
 	}
 	syscall.Kill(next, syscall.SIGTERM)
 	expectNotify(t, notes, func(s string) bool { return s == "STOPPING=1" }, "STOPPING=1")
+	waitGone(t, next, 15*time.Second)
+}
+
+// TestUpgradeFixedDebugAddr: the new process cannot bind the -debug-addr
+// its predecessor holds until that one exits, which it does only after
+// the new one serves; the upgrade must not fail on it, and the counters
+// come back on the same address.
+func TestUpgradeFixedDebugAddr(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugAddr := free.Addr().String()
+	free.Close()
+	pidFile := filepath.Join(t.TempDir(), "tcpoll.pid")
+	// The later -debug-addr overrides startServer's.
+	p := startServer(t, 0, "-pid-file", pidFile, "-debug-addr", debugAddr)
+	syscall.Kill(p.pid, syscall.SIGHUP)
+	next := waitPid(t, pidFile, p.pid, 20*time.Second)
+	killLater(t, next)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", debugAddr, time.Second)
+		if err == nil {
+			c.Close()
+			if !gone(p.pid) {
+				t.Fatal("the old process still runs, yet the debug address answers")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new process serves no debug address after 10 s:\n%s", p.log.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(next, syscall.SIGTERM)
 	waitGone(t, next, 15*time.Second)
 }

@@ -114,7 +114,10 @@ func serveCmd(args []string) error {
 		}
 		return err
 	}
-	if *cpuProfile != "" {
+	if *cpuProfile != "" && ready != nil {
+		// The predecessor is still writing it.
+		log.Warn("-cpuprofile ignored after an upgrade", "file", *cpuProfile)
+	} else if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			return err
@@ -126,7 +129,7 @@ func serveCmd(args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	if *debugAddr != "" {
-		if err := serveDebug(*debugAddr, srv, log); err != nil {
+		if err := serveDebug(*debugAddr, srv, log, ready != nil); err != nil {
 			return err
 		}
 	}
@@ -148,6 +151,8 @@ func serveCmd(args []string) error {
 	}
 	if *pidFile != "" {
 		if err := writePidFile(*pidFile); err != nil {
+			srv.Shutdown(context.Background())
+			<-served
 			return err
 		}
 	}
@@ -195,6 +200,12 @@ wait:
 			if err != nil {
 				log.Error("upgrade failed; still serving", "err", err)
 				child = nil
+				// The new process may have written its pid before it failed.
+				if *pidFile != "" {
+					if err := writePidFile(*pidFile); err != nil {
+						log.Error("pid file", "err", err)
+					}
+				}
 				notify(log, "READY=1")
 				continue
 			}
@@ -208,13 +219,20 @@ wait:
 			break wait
 		case err := <-served:
 			// Serve returns before a signal only if the server failed.
+			if child != nil {
+				cancel()
+				<-upgraded
+			}
 			return err
 		}
 	}
-	signal.Stop(sigs)
 	if child != nil && !handedOver {
-		cancel() // Wait kills the child: it is not serving yet
-		<-upgraded
+		// Stopping mid-upgrade: Wait ends the child, which may have just
+		// become ready; then it is told to stop as this process does.
+		cancel()
+		if err := <-upgraded; err == nil {
+			child.Stop()
+		}
 	}
 	if !handedOver {
 		notify(log, "STOPPING=1")
@@ -224,6 +242,25 @@ wait:
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), *grace)
 	defer scancel()
+	// The signals stay caught: a SIGTERM now (systemd stopping the whole
+	// group while this process finishes after an upgrade, or an impatient
+	// operator) cuts the shutdown short instead of killing the process.
+	shut := make(chan struct{})
+	defer close(shut)
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					continue
+				}
+				log.Info("closing every connection now", "signal", sig.String())
+				scancel()
+			case <-shut:
+				return
+			}
+		}
+	}()
 	shutErr := srv.Shutdown(sctx)
 	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
 		return err
@@ -279,17 +316,34 @@ func removePidFile(path string) {
 	}
 }
 
-// serveDebug publishes the server's counters through expvar on addr.
-func serveDebug(addr string, srv *server.Server, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
+// serveDebug publishes the server's counters through expvar on addr. A
+// successor (upgrade) may find the address still held by its predecessor,
+// which exits only once this process serves: it tries again in the
+// background, for up to a minute, instead of failing.
+func serveDebug(addr string, srv *server.Server, log *slog.Logger, successor bool) error {
 	expvar.Publish("tcpoll", expvar.Func(func() any { return srv.Stats().Snapshot() }))
 	// The engine's goroutines are fixed (one per loop); a count that grows
 	// with traffic is a leak.
 	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
-	log.Info("debug server", "addr", ln.Addr().String(), "path", "/debug/vars")
-	go http.Serve(ln, nil)
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		log.Info("debug server", "addr", ln.Addr().String(), "path", "/debug/vars")
+		go http.Serve(ln, nil)
+		return nil
+	}
+	if !successor || !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	go func() {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			if ln, err := net.Listen("tcp", addr); err == nil {
+				log.Info("debug server", "addr", ln.Addr().String(), "path", "/debug/vars")
+				http.Serve(ln, nil)
+				return
+			}
+		}
+		log.Warn("no debug server: the address stayed in use", "addr", addr)
+	}()
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -121,12 +122,21 @@ func environ() []string {
 	return env
 }
 
+// Stop asks the child to stop as gracefully as it can (SIGTERM).
+func (c *Child) Stop() error { return c.cmd.Process.Signal(syscall.SIGTERM) }
+
 // Pid is the child's process ID.
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
 
+// stopWait bounds how long a child told to stop (SIGTERM) may take before
+// it is killed: its graceful shutdown, which defaults to 10 s.
+const stopWait = 15 * time.Second
+
 // Wait waits until the child is ready, or has failed: it exited, closed
-// the pipe without a word, or was not ready within timeout or before ctx
-// was done, in which case Wait kills it. After a failure the child is gone.
+// the pipe without a word, or was not ready within timeout, in which case
+// Wait kills it. If ctx is done first, Wait asks the child to stop
+// (SIGTERM), and kills it after stopWait. After a failure the child is
+// gone.
 func (c *Child) Wait(ctx context.Context, timeout time.Duration) error {
 	defer c.ready.Close()
 	got := make(chan error, 1)
@@ -160,6 +170,14 @@ func (c *Child) Wait(ctx context.Context, timeout time.Duration) error {
 	case <-t.C:
 		why = fmt.Errorf("not ready after %v", timeout)
 	case <-ctx.Done():
+		// The caller is stopping. The child may be serving already, so it
+		// is asked to stop as gracefully, and killed only if it will not.
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+			return fmt.Errorf("new process %d stopped: %w", c.Pid(), ctx.Err())
+		case <-time.After(stopWait):
+		}
 		why = ctx.Err()
 	}
 	c.cmd.Process.Kill()

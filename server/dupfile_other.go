@@ -1,0 +1,14 @@
+//go:build !unix
+
+package server
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// dupFile: descriptors are inherited by number only on Unix.
+func dupFile(syscall.RawConn, string) (*os.File, error) {
+	return nil, errors.ErrUnsupported
+}
