@@ -396,14 +396,17 @@ func TestUpgradeFixedDebugAddr(t *testing.T) {
 	syscall.Kill(p.pid, syscall.SIGHUP)
 	next := waitPid(t, pidFile, p.pid, 20*time.Second)
 	killLater(t, next)
+	// Until the old process exits, the address is its own.
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the old process did not exit after the upgrade")
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", debugAddr, time.Second)
 		if err == nil {
 			c.Close()
-			if !gone(p.pid) {
-				t.Fatal("the old process still runs, yet the debug address answers")
-			}
 			break
 		}
 		if time.Now().After(deadline) {
