@@ -23,7 +23,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -205,18 +204,15 @@ func (e *pollEngine) listenerFiles() ([]*os.File, error) {
 	if e.stopped || e.listenersGone {
 		return nil, errors.New("server: stopping; the listeners are closed or about to be")
 	}
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
 	files := make([]*os.File, 0, len(e.lfds))
 	for _, lfd := range e.lfds {
-		fd, err := unix.Dup(lfd)
+		fd, err := dupCloexec(lfd)
 		if err != nil {
 			for _, f := range files {
 				f.Close()
 			}
-			return nil, os.NewSyscallError("dup", err)
+			return nil, err
 		}
-		unix.CloseOnExec(fd)
 		name := "tcp-listener"
 		if a, err := boundAddr(fd); err == nil {
 			name = "tcp:" + a.String()

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tcpoll/poll/internal/restart"
 	"github.com/tcpoll/poll/server"
 )
 
@@ -160,132 +157,6 @@ func TestListenersInvalid(t *testing.T) {
 	}
 }
 
-// handoverClients load a server the way a restart must not disturb:
-// churners connect, send one message, read its answer and close; steady
-// clients keep one connection and pipeline bursts on it.
-type handoverClients struct {
-	addr                string
-	stop                chan struct{}
-	wg                  sync.WaitGroup
-	churned, answered   atomic.Int64
-	ended, crossed      atomic.Int64
-	mu                  sync.Mutex
-	failures            []string
-	churners, steady, n int
-}
-
-func (h *handoverClients) fail(format string, args ...any) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.failures) < 10 {
-		h.failures = append(h.failures, fmt.Sprintf(format, args...))
-	}
-}
-
-func startHandoverClients(addr string, churners, steady int) *handoverClients {
-	h := &handoverClients{addr: addr, stop: make(chan struct{})}
-	for range churners {
-		h.wg.Go(h.churn)
-	}
-	for range steady {
-		h.wg.Go(h.pipeline)
-	}
-	return h
-}
-
-func (h *handoverClients) stopped() bool {
-	select {
-	case <-h.stop:
-		return true
-	default:
-		return false
-	}
-}
-
-func (h *handoverClients) churn() {
-	buf := make([]byte, len(server.Answer))
-	for !h.stopped() {
-		c, err := net.DialTimeout("tcp", h.addr, ioTimeout)
-		if err != nil {
-			h.fail("churn dial: %v", err)
-			return
-		}
-		c.SetDeadline(time.Now().Add(ioTimeout))
-		if _, err := c.Write([]byte("one\n")); err != nil {
-			h.fail("churn write: %v", err)
-		} else if _, err := io.ReadFull(c, buf); err != nil {
-			h.fail("churn read: %v", err)
-		} else if string(buf) != server.Answer {
-			h.fail("churn read %q", buf)
-		}
-		c.Close()
-		h.churned.Add(1)
-	}
-}
-
-// pipeline writes bursts of 8 messages and reads their answers, with a
-// pause between bursts. When the server ends the connection it must be
-// with a FIN after the last burst's answers. A burst that crosses the FIN
-// on its way gets no answer at all: the protocol cannot warn a client that
-// a FIN is coming, but a server that sends its FIN right after answering
-// the burst it has (or with nothing pending, during a pause) never lets it
-// happen to a client that waits for its answers.
-func (h *handoverClients) pipeline() {
-	const burst = 8
-	msgs := []byte(strings.Repeat("p\n", burst))
-	want := acks(burst, false)
-	buf := make([]byte, len(want))
-	for !h.stopped() {
-		c, err := net.DialTimeout("tcp", h.addr, ioTimeout)
-		if err != nil {
-			h.fail("pipeline dial: %v", err)
-			return
-		}
-		for !h.stopped() {
-			c.SetDeadline(time.Now().Add(ioTimeout))
-			if _, err := c.Write(msgs); err != nil {
-				h.fail("pipeline write: %v", err)
-				break
-			}
-			n, err := io.ReadFull(c, buf)
-			if err == io.EOF && n == 0 {
-				h.ended.Add(1)
-				h.crossed.Add(1)
-				break
-			}
-			if err != nil {
-				h.fail("pipeline: %d of %d answer bytes, then %v", n, len(want), err)
-				break
-			}
-			if string(buf) != want {
-				h.fail("pipeline read %q", buf)
-				break
-			}
-			h.answered.Add(burst)
-			// A pause between bursts, waiting for a FIN. (A deadline
-			// already past would fail the Read before it looks.)
-			c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-			if _, err := c.Read(buf[:1]); err == io.EOF {
-				h.ended.Add(1)
-				break
-			} else if err == nil {
-				h.fail("pipeline: a byte nobody asked for")
-				break
-			}
-		}
-		c.Close()
-	}
-}
-
-func (h *handoverClients) finish(t *testing.T) {
-	t.Helper()
-	close(h.stop)
-	h.wg.Wait()
-	for _, f := range h.failures {
-		t.Error(f)
-	}
-}
-
 // TestHandOver: a new server takes the listening sockets of a running one,
 // which then stops accepting and shuts down, under churn and pipelining
 // clients that must not see it: no refused or reset connection, no lost
@@ -302,7 +173,12 @@ func TestHandOver(t *testing.T) {
 	go func() { oldServed <- old.Serve(context.Background()) }()
 	<-old.Ready()
 
-	h := startHandoverClients(old.Addr().String(), 8, 16)
+	// Churners and pipelining clients, which must not see the hand-over.
+	run, err := restart.Start(context.Background(), restart.Config{Addr: old.Addr().String(), Churners: 8, LongLived: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Stop()
 	time.Sleep(100 * time.Millisecond)
 
 	files, err := old.ListenerFiles()
@@ -335,20 +211,26 @@ func TestHandOver(t *testing.T) {
 	}
 	before := next.Stats().Accepted.Load()
 	time.Sleep(200 * time.Millisecond)
-	h.finish(t)
-
+	res := run.Stop()
+	t.Logf("%v; old accepted %d, new %d", res, old.Stats().Accepted.Load(), next.Stats().Accepted.Load())
+	for _, f := range res.Failures() {
+		t.Error(f)
+	}
+	for _, e := range res.Errors {
+		t.Log(e)
+	}
 	if next.Stats().Accepted.Load() == before {
 		t.Error("the new server accepted nothing once the old one was gone")
 	}
-	if h.ended.Load() == 0 {
+	if res.LongEnded == 0 {
 		t.Error("no pipelining connection ended: the old server's shutdown was not exercised")
 	}
-	if n := h.crossed.Load(); n > 0 {
-		t.Errorf("%d bursts crossed the old server's FIN and were lost", n)
+	// A server that sends its FIN right after answering the burst it has
+	// (or with nothing pending, between bursts) never lets a burst of a
+	// client that waits for its answers cross the FIN.
+	if res.LongCrossed > 0 {
+		t.Errorf("%d bursts crossed the old server's FIN and were lost", res.LongCrossed)
 	}
-	t.Logf("churned %d, pipelined answers %d, connections the old server ended %d (%d after a burst crossed its FIN); old accepted %d, new %d",
-		h.churned.Load(), h.answered.Load(), h.ended.Load(), h.crossed.Load(),
-		old.Stats().Accepted.Load(), next.Stats().Accepted.Load())
 	if err := next.Shutdown(ctx); err != nil {
 		t.Errorf("new Shutdown: %v", err)
 	}

@@ -219,19 +219,9 @@ func dupListener(f *os.File) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	fd, derr := -1, error(nil)
-	err = rc.Control(func(s uintptr) {
-		syscall.ForkLock.RLock()
-		defer syscall.ForkLock.RUnlock()
-		if fd, derr = unix.Dup(int(s)); derr == nil {
-			unix.CloseOnExec(fd)
-		}
-	})
-	if err == nil {
-		err = derr
-	}
+	fd, err := dupRaw(rc)
 	if err != nil {
-		return -1, os.NewSyscallError("dup", err)
+		return -1, err
 	}
 	if err := checkListener(fd); err != nil {
 		unix.Close(fd)

@@ -428,17 +428,22 @@ func (r *Run) churn(ctx context.Context, msg, got []byte) bool {
 
 // churnFailed counts a churner's failed dial, write or read.
 func (r *Run) churnFailed(err error) {
-	switch kind := failure(err); kind {
+	r.tally("churner", err, &r.n.churnRefused, &r.n.churnResets, &r.n.churnOther)
+}
+
+// tally counts a failed dial, write or read by its kind (see failure),
+// and keeps it as an example.
+func (r *Run) tally(who string, err error, refused, resets, other *atomic.Int64) {
+	kind := failure(err)
+	switch kind {
 	case "refused":
-		r.n.churnRefused.Add(1)
-		r.note("churner: refused", err)
+		refused.Add(1)
 	case "reset":
-		r.n.churnResets.Add(1)
-		r.note("churner: reset", err)
+		resets.Add(1)
 	default:
-		r.n.churnOther.Add(1)
-		r.note("churner: "+kind, err)
+		other.Add(1)
 	}
+	r.note(who+": "+kind, err)
 }
 
 // longClient is the state of one long-lived client.
@@ -565,16 +570,6 @@ func (l *longClient) readAnswers(c net.Conn) (int, error) {
 
 // failed counts a long-lived client's failed dial, write or read.
 func (l *longClient) failed(err error) {
-	r := l.r
-	switch kind := failure(err); kind {
-	case "refused":
-		r.n.longRefused.Add(1)
-		r.note("long-lived: refused", err)
-	case "reset":
-		r.n.longResets.Add(1)
-		r.note("long-lived: reset", err)
-	default:
-		r.n.longOther.Add(1)
-		r.note("long-lived: "+kind, err)
-	}
+	n := &l.r.n
+	l.r.tally("long-lived", err, &n.longRefused, &n.longResets, &n.longOther)
 }
