@@ -89,6 +89,17 @@ func fdsOf(t *testing.T, pid int) int {
 	return len(ents)
 }
 
+// fdList names what a process's descriptors are, for a failure report.
+func fdList(pid int) string {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var list []string
+	for _, e := range ents {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		list = append(list, e.Name()+"="+target)
+	}
+	return strings.Join(list, " ")
+}
+
 // TestUpgradeUnderLoad is the restart test: under churn and 200 pipelining
 // clients, ten SIGHUPs, each sent once the previous upgrade is ready (the
 // pid file names the new process). No client may see them: no refused
@@ -102,6 +113,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		t.Fatalf("pid file names %d, want %d", got, p.pid)
 	}
 	fresh := p.steadyFDs(t)
+	freshList := fdList(p.pid)
 
 	run, err := restart.Start(context.Background(), restart.Config{Addr: p.addr, Churners: 32, LongLived: 200})
 	if err != nil {
@@ -172,7 +184,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if got := fdsOf(t, last); got != fresh {
-		t.Errorf("the last server holds %d descriptors, a fresh one %d", got, fresh)
+		t.Errorf("the last server holds %d descriptors, a fresh one %d:\nlast:  %s\nfresh: %s",
+			got, fresh, fdList(last), freshList)
 	}
 	syscall.Kill(last, syscall.SIGTERM)
 	waitGone(t, last, 15*time.Second)

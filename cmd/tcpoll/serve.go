@@ -83,23 +83,9 @@ func serveCmd(args []string) error {
 	cfg.Logger = slog.New(lq)
 	log := cfg.Logger
 
-	// Listening sockets come from the process this one replaces (SIGHUP),
-	// from systemd (socket activation), or are bound here.
-	files, ready, err := upgrade.Inherited()
+	files, ready, from, err := inheritedListeners()
 	if err != nil {
 		return err
-	}
-	from := "predecessor"
-	if files == nil {
-		from = "systemd"
-		if files, err = sd.Listeners(); err != nil {
-			return err
-		}
-		for _, f := range files {
-			if err := sd.CheckStreamListener(f); err != nil {
-				return fmt.Errorf("socket %s from systemd: %w", f.Name(), err)
-			}
-		}
 	}
 	if len(files) > 0 {
 		cfg.Listeners, cfg.Addr = files, ""
@@ -170,69 +156,9 @@ func serveCmd(args []string) error {
 		notify(log, "READY=1")
 	}
 
-	// A SIGHUP starts a successor; its result comes on upgraded.
-	var child *upgrade.Child
-	upgraded := make(chan error, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	handedOver := false
-	var sig os.Signal
-wait:
-	for {
-		select {
-		case sig = <-sigs:
-			if sig != syscall.SIGHUP {
-				break wait
-			}
-			if child != nil {
-				log.Warn("SIGHUP ignored: an upgrade is in progress", "new_pid", child.Pid())
-				continue
-			}
-			notify(log, sd.Reloading())
-			if child, err = startSuccessor(exe, srv); err != nil {
-				log.Error("upgrade failed; still serving", "err", err)
-				notify(log, "READY=1")
-				continue
-			}
-			log.Info("upgrading", "new_pid", child.Pid(), "binary", exe)
-			go func(c *upgrade.Child) { upgraded <- c.Wait(ctx, *upgradeTimeout) }(child)
-		case err := <-upgraded:
-			if err != nil {
-				log.Error("upgrade failed; still serving", "err", err)
-				child = nil
-				// The new process may have written its pid before it failed.
-				if *pidFile != "" {
-					if err := writePidFile(*pidFile); err != nil {
-						log.Error("pid file", "err", err)
-					}
-				}
-				notify(log, "READY=1")
-				continue
-			}
-			pid := child.Pid()
-			notify(log, fmt.Sprintf("MAINPID=%d\nREADY=1", pid))
-			if err := srv.StopAccepting(); err != nil {
-				log.Error("stop accepting", "err", err)
-			}
-			log.Info("handed over", "new_pid", pid)
-			handedOver = true
-			break wait
-		case err := <-served:
-			// Serve returns before a signal only if the server failed.
-			if child != nil {
-				cancel()
-				<-upgraded
-			}
-			return err
-		}
-	}
-	if child != nil && !handedOver {
-		// Stopping mid-upgrade: Wait ends the child, which may have just
-		// become ready; then it is told to stop as this process does.
-		cancel()
-		if err := <-upgraded; err == nil {
-			child.Stop()
-		}
+	sig, handedOver, err := upgradeUntilStopped(srv, sigs, served, exe, *pidFile, *upgradeTimeout, log)
+	if err != nil {
+		return err
 	}
 	if !handedOver {
 		notify(log, "STOPPING=1")
@@ -273,6 +199,90 @@ wait:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// inheritedListeners returns the listening sockets passed to this process,
+// and where from: by the process it replaces (SIGHUP), with the pipe to
+// tell that one when this one serves, or by systemd (socket activation).
+// None means the server binds its own.
+func inheritedListeners() (files []*os.File, ready *os.File, from string, err error) {
+	if files, ready, err = upgrade.Inherited(); err != nil || files != nil {
+		return files, ready, "predecessor", err
+	}
+	if files, err = sd.Listeners(); err != nil {
+		return nil, nil, "", err
+	}
+	for _, f := range files {
+		if err := sd.CheckStreamListener(f); err != nil {
+			return nil, nil, "", fmt.Errorf("socket %s from systemd: %w", f.Name(), err)
+		}
+	}
+	return files, nil, "systemd", nil
+}
+
+// upgradeUntilStopped serves SIGHUPs, each starting a successor, until a
+// signal to stop (sig) or a successor that serves (handedOver: srv has
+// stopped accepting). A successor not ready by then is stopped. err is
+// Serve's, should the server fail first.
+func upgradeUntilStopped(srv *server.Server, sigs <-chan os.Signal, served <-chan error,
+	exe, pidFile string, timeout time.Duration, log *slog.Logger) (sig os.Signal, handedOver bool, err error) {
+	var child *upgrade.Child
+	upgraded := make(chan error, 1) // the result of child.Wait
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// On the way out, Wait ends a child that is not serving yet; one that
+	// became ready meanwhile is told to stop as this process does.
+	defer func() {
+		if child != nil && !handedOver {
+			cancel()
+			if err := <-upgraded; err == nil {
+				child.Stop()
+			}
+		}
+	}()
+	for {
+		select {
+		case sig = <-sigs:
+			if sig != syscall.SIGHUP {
+				return sig, false, nil
+			}
+			if child != nil {
+				log.Warn("SIGHUP ignored: an upgrade is in progress", "new_pid", child.Pid())
+				continue
+			}
+			notify(log, sd.Reloading())
+			if child, err = startSuccessor(exe, srv); err != nil {
+				log.Error("upgrade failed; still serving", "err", err)
+				notify(log, "READY=1")
+				continue
+			}
+			log.Info("upgrading", "new_pid", child.Pid(), "binary", exe)
+			go func(c *upgrade.Child) { upgraded <- c.Wait(ctx, timeout) }(child)
+		case err := <-upgraded:
+			if err != nil {
+				log.Error("upgrade failed; still serving", "err", err)
+				child = nil
+				// The new process may have written its pid before it failed.
+				if pidFile != "" {
+					if err := writePidFile(pidFile); err != nil {
+						log.Error("pid file", "err", err)
+					}
+				}
+				notify(log, "READY=1")
+				continue
+			}
+			pid := child.Pid()
+			notify(log, fmt.Sprintf("MAINPID=%d\nREADY=1", pid))
+			if err := srv.StopAccepting(); err != nil {
+				log.Error("stop accepting", "err", err)
+			}
+			log.Info("handed over", "new_pid", pid)
+			return nil, true, nil
+		case err := <-served:
+			// Serve returns before a signal only if the server failed.
+			return nil, false, err
+		}
+	}
 }
 
 // startSuccessor starts exe with this process's arguments and the

@@ -17,13 +17,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
@@ -34,11 +32,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tcpoll/poll/bench/internal/client"
 	"github.com/tcpoll/poll/bench/internal/proc"
 	"github.com/tcpoll/poll/internal/load"
 )
-
-const answer = "I recieved your message\n"
 
 // Result is what churn reports.
 type Result struct {
@@ -118,7 +115,7 @@ func run(addr string, pid, clients, sources int, warmup, window, timeout time.Du
 				LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%sources))},
 				Control:   bindNoPort,
 			}
-			buf := make([]byte, len(answer))
+			buf := make([]byte, len(client.Answer))
 			msg := make([]byte, 0, 64)
 			for {
 				p := phase.Load()
@@ -194,13 +191,7 @@ func once(d *net.Dialer, addr string, proxy load.Proxy, msg, buf []byte, timeout
 	if _, err := c.Write(append(msg, "m\n"...)); err != nil {
 		return err
 	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if !bytes.Equal(buf, []byte(answer)) {
-		return fmt.Errorf("answer %q, want %q", buf, answer)
-	}
-	return nil
+	return client.ReadAnswer(c, buf)
 }
 
 // bindNoPort defers the choice of the source port to connect, where the

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -19,16 +18,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/tcpoll/poll/bench/internal/client"
 	"github.com/tcpoll/poll/bench/internal/proc"
 )
-
-const answer = "I recieved your message\n"
 
 // Result is what idleconns reports.
 type Result struct {
@@ -57,7 +51,7 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Second, "longest wait for a connect or an answer")
 	asJSON := flag.Bool("json", false, "print one JSON line")
 	flag.Parse()
-	if *pid <= 0 || *n <= 0 || *sources < 1 || *sources > 254 {
+	if *pid <= 0 || *n <= 0 || *sources < 1 || *sources > 254 || *workers <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -81,13 +75,8 @@ func main() {
 }
 
 func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, workers int, timeout time.Duration) (*Result, error) {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
-		lim.Cur = lim.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
-		if int(lim.Cur) < n+warm+64 {
-			return nil, fmt.Errorf("descriptor limit %d is too low for %d connections", lim.Cur, n)
-		}
+	if err := client.RaiseFileLimit(n, warm+64); err != nil {
+		return nil, err
 	}
 	res := &Result{Conns: n}
 	for i := range warm {
@@ -103,38 +92,16 @@ func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, wor
 		return nil, err
 	}
 
-	conns := make([]net.Conn, n)
-	var next, failed atomic.Int64
-	var firstErr sync.Once
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c, err := open(addr, i%sources, timeout)
-				if err != nil {
-					failed.Add(1)
-					firstErr.Do(func() { res.FirstError = err.Error() })
-					continue
-				}
-				conns[i] = c
-			}
-		})
-	}
-	wg.Wait()
+	conns, failed, first := client.OpenAll(n, workers, func(i int) (net.Conn, error) {
+		return open(addr, i%sources, timeout)
+	})
 	res.OpenSeconds = time.Since(start).Seconds()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	res.Errors = int(failed.Load())
+	defer client.CloseAll(conns)
+	if first != nil {
+		res.FirstError = first.Error()
+	}
+	res.Errors = failed
 	res.Opened = n - res.Errors
 
 	time.Sleep(settle)
@@ -171,12 +138,8 @@ func open(addr string, src int, timeout time.Duration) (net.Conn, error) {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(timeout))
-	buf := make([]byte, len(answer))
 	if _, err = io.WriteString(c, "hello\n"); err == nil {
-		_, err = io.ReadFull(c, buf)
-	}
-	if err == nil && !bytes.Equal(buf, []byte(answer)) {
-		err = fmt.Errorf("answer %q, want %q", buf, answer)
+		err = client.ReadAnswer(c, make([]byte, len(client.Answer)))
 	}
 	if err != nil {
 		c.Close()

@@ -46,11 +46,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tcpoll/poll/bench/internal/client"
 	"github.com/tcpoll/poll/bench/internal/proc"
 	"github.com/tcpoll/poll/internal/load"
 )
-
-const answer = "I recieved your message\n"
 
 // Result is what nonreading reports.
 type Result struct {
@@ -185,13 +184,8 @@ const (
 )
 
 func run(cfg config) (*Result, error) {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
-		lim.Cur = lim.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
-		if int(lim.Cur) < cfg.n+64 {
-			return nil, fmt.Errorf("descriptor limit %d is too low for %d connections", lim.Cur, cfg.n)
-		}
+	if err := client.RaiseFileLimit(cfg.n, 64); err != nil {
+		return nil, err
 	}
 	res := &Result{Writers: cfg.n, Bytes: int64(cfg.bytes)}
 
@@ -200,7 +194,7 @@ func run(cfg config) (*Result, error) {
 		return nil, fmt.Errorf("healthy client: %w", err)
 	}
 	defer func() { healthy.Close() }() // the last one
-	buf := make([]byte, len(answer))
+	buf := make([]byte, len(client.Answer))
 	if err := roundTrip(healthy, buf, cfg.timeout); err != nil {
 		return nil, fmt.Errorf("healthy client: %w", err)
 	}
@@ -214,39 +208,15 @@ func run(cfg config) (*Result, error) {
 	}
 
 	// Connect every writer before any writes: the burst starts at once.
-	conns := make([]net.Conn, cfg.n)
-	var next atomic.Int64
-	var firstErr sync.Once
-	var dialErrs atomic.Int64
-	var wg sync.WaitGroup
-	for range min(64, cfg.n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= cfg.n {
-					return
-				}
-				c, err := dialBuffers(cfg.addr, net.IPv4(127, 0, 2, byte(1+i%cfg.sources)), cfg.timeout, cfg.sndbuf, cfg.rcvbuf)
-				if err != nil {
-					dialErrs.Add(1)
-					firstErr.Do(func() { res.FirstError = err.Error() })
-					continue
-				}
-				conns[i] = c
-			}
-		})
+	conns, dialErrs, first := client.OpenAll(cfg.n, 64, func(i int) (net.Conn, error) {
+		return dialBuffers(cfg.addr, net.IPv4(127, 0, 2, byte(1+i%cfg.sources)), cfg.timeout, cfg.sndbuf, cfg.rcvbuf)
+	})
+	defer client.CloseAll(conns)
+	if first != nil {
+		res.FirstError = first.Error()
 	}
-	wg.Wait()
-	closeAll := func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}
-	defer closeAll()
-	res.Opened = cfg.n - int(dialErrs.Load())
-	res.Failed = int(dialErrs.Load())
+	res.Opened = cfg.n - dialErrs
+	res.Failed = dialErrs
 
 	cpu0, err := proc.CPU(cfg.pid)
 	if err != nil {
@@ -334,6 +304,7 @@ func run(cfg config) (*Result, error) {
 	ends := make([]int, cfg.n)
 	written := make([]int64, cfg.n)
 	var errOnce sync.Once
+	var wg sync.WaitGroup
 	start := time.Now()
 	for i, c := range conns {
 		if c == nil {
@@ -401,7 +372,7 @@ func run(cfg config) (*Result, error) {
 		res.Died = true
 		return res, nil
 	}
-	closeAll()
+	client.CloseAll(conns)
 	closed := time.Now()
 	time.Sleep(cfg.after)
 	if res.RSSAfterKB, err = proc.RSS(cfg.pid); err != nil {
@@ -501,13 +472,7 @@ func roundTrip(c net.Conn, buf []byte, timeout time.Duration) error {
 	if _, err := io.WriteString(c, "h\n"); err != nil {
 		return err
 	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if !bytes.Equal(buf, []byte(answer)) {
-		return fmt.Errorf("answer %q, want %q", buf, answer)
-	}
-	return nil
+	return client.ReadAnswer(c, buf)
 }
 
 func us(d time.Duration) float64 { return math.Round(float64(d)/1e2) / 10 }

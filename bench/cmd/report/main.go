@@ -9,7 +9,7 @@ package main
 
 import (
 	"bufio"
-	stdcmp "cmp"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -212,7 +212,7 @@ func build(recs []Record) *report {
 			k := [2]string{rec.Server, rec.Load}
 			var lr LoadResult
 			if rec.Error != "" || json.Unmarshal(rec.Result, &lr) != nil {
-				r.loadErr[k] = cmp(rec.Error, "no result")
+				r.loadErr[k] = cmp.Or(rec.Error, "no result")
 				continue
 			}
 			if r.byRound[k] == nil {
@@ -222,14 +222,14 @@ func build(recs []Record) *report {
 		case "idle":
 			var ir IdleResult
 			if rec.Error != "" || json.Unmarshal(rec.Result, &ir) != nil {
-				r.idleErr[rec.Server] = cmp(rec.Error, "no result")
+				r.idleErr[rec.Server] = cmp.Or(rec.Error, "no result")
 				continue
 			}
 			r.idle[rec.Server] = append(r.idle[rec.Server], &ir)
 		case "churn":
 			var cr ChurnResult
 			if rec.Error != "" || json.Unmarshal(rec.Result, &cr) != nil {
-				r.churnErr[rec.Server] = cmp(rec.Error, "no result")
+				r.churnErr[rec.Server] = cmp.Or(rec.Error, "no result")
 				continue
 			}
 			if r.churnRound[rec.Server] == nil {
@@ -239,14 +239,14 @@ func build(recs []Record) *report {
 		case "nonreading":
 			var nr NonReadResult
 			if rec.Error != "" || json.Unmarshal(rec.Result, &nr) != nil {
-				r.nonreadErr[rec.Server] = cmp(rec.Error, "no result")
+				r.nonreadErr[rec.Server] = cmp.Or(rec.Error, "no result")
 				continue
 			}
 			r.nonread[rec.Server] = &nr
 		case "storm":
 			var sr StormResult
 			if rec.Error != "" || json.Unmarshal(rec.Result, &sr) != nil {
-				r.stormErr[rec.Server] = cmp(rec.Error, "no result")
+				r.stormErr[rec.Server] = cmp.Or(rec.Error, "no result")
 				continue
 			}
 			r.storm[rec.Server] = &sr
@@ -264,19 +264,12 @@ func build(recs []Record) *report {
 // churnMedians gives each churn figure's median over the rounds, and the
 // errors of all rounds added up.
 func churnMedians(rs []*ChurnResult) *ChurnResult {
-	med := func(f func(*ChurnResult) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		return median(v)
-	}
 	m := &ChurnResult{
 		Clients:          rs[0].Clients,
-		ConnsPerSec:      med(func(r *ChurnResult) float64 { return r.ConnsPerSec }),
-		P50:              med(func(r *ChurnResult) float64 { return r.P50 }),
-		P99:              med(func(r *ChurnResult) float64 { return r.P99 }),
-		ServerCPUPerConn: med(func(r *ChurnResult) float64 { return r.ServerCPUPerConn }),
+		ConnsPerSec:      medianOf(rs, func(r *ChurnResult) float64 { return r.ConnsPerSec }),
+		P50:              medianOf(rs, func(r *ChurnResult) float64 { return r.P50 }),
+		P99:              medianOf(rs, func(r *ChurnResult) float64 { return r.P99 }),
+		ServerCPUPerConn: medianOf(rs, func(r *ChurnResult) float64 { return r.ServerCPUPerConn }),
 	}
 	for _, r := range rs {
 		m.Conns += r.Conns
@@ -288,19 +281,12 @@ func churnMedians(rs []*ChurnResult) *ChurnResult {
 // medians gives each figure's median over the rounds, taken figure by
 // figure, and the failures of all rounds added up.
 func medians(rs []*LoadResult) *LoadResult {
-	med := func(f func(*LoadResult) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		return median(v)
-	}
 	m := &LoadResult{
-		MsgsPerSec:      med(func(r *LoadResult) float64 { return r.MsgsPerSec }),
-		P50:             med(func(r *LoadResult) float64 { return r.P50 }),
-		P99:             med(func(r *LoadResult) float64 { return r.P99 }),
-		P999:            med(func(r *LoadResult) float64 { return r.P999 }),
-		ServerCPUPerMsg: med(func(r *LoadResult) float64 { return r.ServerCPUPerMsg }),
+		MsgsPerSec:      medianOf(rs, func(r *LoadResult) float64 { return r.MsgsPerSec }),
+		P50:             medianOf(rs, func(r *LoadResult) float64 { return r.P50 }),
+		P99:             medianOf(rs, func(r *LoadResult) float64 { return r.P99 }),
+		P999:            medianOf(rs, func(r *LoadResult) float64 { return r.P999 }),
+		ServerCPUPerMsg: medianOf(rs, func(r *LoadResult) float64 { return r.ServerCPUPerMsg }),
 	}
 	for _, r := range rs {
 		m.Mismatches += r.Mismatches
@@ -310,19 +296,21 @@ func medians(rs []*LoadResult) *LoadResult {
 	return m
 }
 
+// medianOf returns the median of figure f over the rounds rs.
+func medianOf[T any](rs []T, f func(T) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	return median(v)
+}
+
 func median(v []float64) float64 {
 	v = slices.Sorted(slices.Values(v))
 	if len(v)%2 == 1 {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-func cmp(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // passed reports whether server passed tcpoll check; only then do its
@@ -384,24 +372,16 @@ func (r *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "Each server ran the test on fresh instances: the row shows the instance of median RSS per connection, the next column every instance's, and the ticks are the most any instance used.\n\n")
 	fmt.Fprintf(w, "| server | connections | VmRSS before kB | VmRSS after kB | RSS B / conn | each instance's | idle CPU ticks | over s | threads |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
-	for _, s := range r.servers {
-		if !r.passed(s) {
-			fmt.Fprintf(w, "| %s | FAIL (check) | | | | | | | |\n", s)
-			continue
-		}
-		if e, ok := r.idleErr[s]; ok {
-			fmt.Fprintf(w, "| %s | error: %s | | | | | | | |\n", s, mdEscape(e))
-			continue
-		}
+	r.rows(w, 9, r.idleErr, "", func(s string) {
 		runs := r.idle[s]
 		if len(runs) == 0 {
-			continue
+			return
 		}
 		ir, ticks := medianIdle(runs)
 		rss, _ := idleSamples(runs)
 		fmt.Fprintf(w, "| %s | %d | %d | %d | %.0f | %s | %d | %.1f | %d |\n",
 			s, ir.Opened, ir.RSSBeforeKB, ir.RSSAfterKB, ir.RSSPerConnB, rss, ticks, ir.IdleSeconds, ir.Threads)
-	}
+	})
 	r.nonreadTable(w)
 	r.stormTable(w)
 }
@@ -418,21 +398,31 @@ func (r *report) churnTable(w io.Writer) {
 	fmt.Fprintf(w, "Each figure is its median over the rounds, each round a fresh server; errors are all rounds' added up.\n\n")
 	fmt.Fprintf(w, "| server | clients | rounds | conns/s | life p50 µs | life p99 µs | server CPU µs / conn | errors |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, s := range r.servers {
-		if !r.passed(s) {
-			fmt.Fprintf(w, "| %s | FAIL (check) | | | | | | |\n", s)
-			continue
-		}
-		if e, ok := r.churnErr[s]; ok {
-			fmt.Fprintf(w, "| %s | error: %s | | | | | | |\n", s, mdEscape(e))
-			continue
-		}
+	r.rows(w, 8, r.churnErr, "", func(s string) {
 		c := r.churn[s]
 		if c == nil {
-			continue
+			return
 		}
 		fmt.Fprintf(w, "| %s | %d | %d | %s | %.0f | %.0f | %.1f | %d |\n",
 			s, c.Clients, len(r.churnRound[s]), thousands(c.ConnsPerSec), c.P50, c.P99, c.ServerCPUPerConn, c.Errors)
+	})
+}
+
+// rows writes a row of a table of cols columns for each server: for one
+// that failed the check, or whose run of the cell failed (errs: the error,
+// after errMark), a row that says so; for the others, row's.
+func (r *report) rows(w io.Writer, cols int, errs map[string]string, errMark string, row func(server string)) {
+	empty := strings.Repeat(" |", cols-2)
+	for _, s := range r.servers {
+		if !r.passed(s) {
+			fmt.Fprintf(w, "| %s | FAIL (check) |%s\n", s, empty)
+			continue
+		}
+		if e, ok := errs[s]; ok {
+			fmt.Fprintf(w, "| %s | %serror: %s |%s\n", s, errMark, mdEscape(e), empty)
+			continue
+		}
+		row(s)
 	}
 }
 
@@ -472,18 +462,10 @@ func (r *report) nonreadTable(w io.Writer) {
 	fmt.Fprintf(w, "RSS after is the server's VmRSS the given seconds after the writers closed. Run once per server, on a fresh instance.\n\n")
 	fmt.Fprintf(w, "| server | clients × bytes | written MiB | finished / stalled / cut / failed | burst s | VmRSS before kB | peak kB | peak KiB / client | healthy p99 ms | healthy max ms | RSS after kB | |\n")
 	fmt.Fprintf(w, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n")
-	for _, s := range r.servers {
-		if !r.passed(s) {
-			fmt.Fprintf(w, "| %s | FAIL (check) | | | | | | | | | | |\n", s)
-			continue
-		}
-		if e, ok := r.nonreadErr[s]; ok {
-			fmt.Fprintf(w, "| %s | error: %s | | | | | | | | | | |\n", s, mdEscape(e))
-			continue
-		}
+	r.rows(w, 12, r.nonreadErr, "", func(s string) {
 		n := r.nonread[s]
 		if n == nil {
-			continue
+			return
 		}
 		after := "—"
 		if !n.Died {
@@ -492,7 +474,7 @@ func (r *report) nonreadTable(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %d × %s | %s | %d / %d / %d / %d | %.1f | %d | %d | %.1f | %.2f | %.1f | %s | %s |\n",
 			s, n.Opened, size(n.Bytes), thousands(n.WrittenMB), n.Finished, n.Stalled, n.Stopped, n.Failed,
 			n.BurstSeconds+n.HoldSeconds, n.RSSBeforeKB, n.PeakRSSKB, n.PeakPerClient, n.P99/1e3, n.Max/1e3, after, nonreadNote(n))
-	}
+	})
 }
 
 // size formats a byte count as KB or MB (powers of 1024) when exact.
@@ -521,18 +503,10 @@ func (r *report) stormTable(w io.Writer) {
 	fmt.Fprintf(w, "mostly writes reset because it closed after \"close\" with input unread instead of lingering, which loses the answers; shown, not judged.\n\n")
 	fmt.Fprintf(w, "| server | verdict | storm s | storm conns | drained | protocol broken | polite conns (failed) | server CPU s in the storm | CPU after, %% of one | answered after |\n")
 	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
-	for _, s := range r.servers {
-		if !r.passed(s) {
-			fmt.Fprintf(w, "| %s | FAIL (check) | | | | | | | | |\n", s)
-			continue
-		}
-		if e, ok := r.stormErr[s]; ok {
-			fmt.Fprintf(w, "| %s | **FAIL**: error: %s | | | | | | | | |\n", s, mdEscape(e))
-			continue
-		}
+	r.rows(w, 10, r.stormErr, "**FAIL**: ", func(s string) {
 		st := r.storm[s]
 		if st == nil {
-			continue
+			return
 		}
 		verdict := "pass"
 		if !st.Pass {
@@ -545,7 +519,7 @@ func (r *report) stormTable(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %s | %d | %s (%d) | %.2f | %.1f | %s |\n",
 			s, verdict, st.Seconds, thousands(float64(st.Storm)), thousands(float64(st.Drained)), st.StormFailures,
 			thousands(float64(st.Polite)), st.PoliteFailures, st.StormCPU, 100*st.IdleCPU, answered)
-	}
+	})
 }
 
 // ratioBar is one of the bars that compares tcpoll with a peer.
@@ -714,7 +688,7 @@ func (r *report) stormBar(w io.Writer) {
 // middle one of an even count) and the most idle ticks of any run.
 func medianIdle(runs []*IdleResult) (*IdleResult, int64) {
 	sorted := slices.Clone(runs)
-	slices.SortFunc(sorted, func(a, b *IdleResult) int { return stdcmp.Compare(a.RSSPerConnB, b.RSSPerConnB) })
+	slices.SortFunc(sorted, func(a, b *IdleResult) int { return cmp.Compare(a.RSSPerConnB, b.RSSPerConnB) })
 	var ticks int64
 	for _, x := range runs {
 		ticks = max(ticks, x.IdleTicks)

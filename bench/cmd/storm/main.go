@@ -30,14 +30,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tcpoll/poll/bench/internal/client"
 	"github.com/tcpoll/poll/bench/internal/proc"
 	"github.com/tcpoll/poll/internal/storm"
 )
 
-const (
-	answer  = "I recieved your message\n"
-	closing = "closing"
-)
+const closing = "closing"
 
 // Result is what storm reports.
 type Result struct {
@@ -138,10 +136,11 @@ func run(cfg storm.Config, pid int, settle, idle time.Duration, maxIdle float64)
 	start := time.Now()
 	time.Sleep(idle)
 	t1, err1 := proc.Ticks(pid)
-	res.IdleSeconds = math.Round(time.Since(start).Seconds()*1e3) / 1e3
+	elapsed := time.Since(start)
+	res.IdleSeconds = math.Round(elapsed.Seconds()*1e3) / 1e3
 	if err0 == nil && err1 == nil {
 		res.IdleTicks = t1 - t0
-		res.IdleCPU = math.Round(float64(time.Duration(res.IdleTicks)*proc.TickDuration)/float64(time.Since(start))*1e4) / 1e4
+		res.IdleCPU = math.Round(float64(time.Duration(res.IdleTicks)*proc.TickDuration)/float64(elapsed)*1e4) / 1e4
 		if res.IdleCPU >= maxIdle {
 			res.Failed = append(res.Failed, fmt.Sprintf("busy after the storm: %.0f%% of a CPU", 100*res.IdleCPU))
 		}
@@ -173,7 +172,7 @@ func wellBehaved(addr string, timeout time.Duration) error {
 		return err
 	}
 	got, err := io.ReadAll(c)
-	if want := answer + closing; string(got) != want {
+	if want := client.Answer + closing; string(got) != want {
 		return fmt.Errorf("read %q then %v, want %q then the end", got, err, want)
 	}
 	return err
