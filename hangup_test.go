@@ -141,44 +141,34 @@ func TestOwnShutdownIsNotHangUp(t *testing.T) {
 			if err := p.Modify(a, 2, poll.Readable); err != nil {
 				t.Fatalf("Modify: %v", err)
 			}
-			got, eof := waitClosed(t, p, a, 2)
-			if got != "still here" || !eof {
-				t.Errorf("read: got %q, end of file %v; want %q, true", got, eof, "still here")
+			if got := waitClosed(t, p, a, 2); got != "still here" {
+				t.Errorf("read before the end of file: got %q, want %q", got, "still here")
 			}
 		})
 	}
 }
 
 // waitClosed is waitReadClosed for a connection closed both ways, which
-// may be reported as a hang-up.
-func waitClosed(t *testing.T, p *poll.Poller, fd int, token uint64) (data string, eof bool) {
+// may be reported as a hang-up: it returns what fd had left to read once
+// its end of file is read.
+func waitClosed(t *testing.T, p *poll.Poller, fd int, token uint64) string {
 	t.Helper()
-	events := make([]poll.Event, 16)
-	deadline := time.Now().Add(patience)
-	for time.Now().Before(deadline) {
-		n, err := p.Wait(events, 100*time.Millisecond)
-		if err != nil {
-			t.Fatalf("Wait: %v", err)
+	var data string
+	waitFor(t, p, token, func(ev poll.Event) bool {
+		if !ev.Readable() {
+			return false
 		}
-		for _, ev := range events[:n] {
-			if ev.Token != token || !ev.Readable() {
-				continue
-			}
-			if ev.Err() {
-				t.Errorf("event: got %s, want no error after two shutdowns", describe(ev))
-			}
-			if ev.HangUp() && !ev.ReadClosed() {
-				t.Errorf("event: got %s, want read-closed with a hang-up", describe(ev))
-			}
-			got, end := readAvailable(t, fd)
-			data += got
-			if end {
-				return data, true
-			}
+		if ev.Err() {
+			t.Errorf("event: got %s, want no error after two shutdowns", describe(ev))
 		}
-	}
-	t.Fatalf("no end of file reported for token %d after %v (read %q)", token, patience, data)
-	return data, false
+		if ev.HangUp() && !ev.ReadClosed() {
+			t.Errorf("event: got %s, want read-closed with a hang-up", describe(ev))
+		}
+		got, end := readAvailable(t, fd)
+		data += got
+		return end
+	})
+	return data
 }
 
 // TestNoInterest registers a socket with no interest. Its data is never

@@ -100,6 +100,7 @@ package poll
 
 import (
 	"errors"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -235,6 +236,11 @@ func (p *Poller) Wait(events []Event, timeout time.Duration) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	// Rounded once, here: a backend that waits again for the time left
+	// (after EINTR; poll(2) after a change) counts from the rounded timeout.
+	if timeout > 0 {
+		timeout = roundUpMillis(timeout)
+	}
 	n, err := p.b.wait(events, timeout)
 	if p.closed.Load() {
 		return 0, ErrClosed
@@ -301,6 +307,15 @@ const (
 	opModify
 	opDelete
 )
+
+// roundUpMillis rounds a positive d up to a whole millisecond, short of
+// overflow.
+func roundUpMillis(d time.Duration) time.Duration {
+	if r := d % time.Millisecond; r != 0 && d <= math.MaxInt64-time.Millisecond {
+		d += time.Millisecond - r
+	}
+	return d
+}
 
 // timeoutMillis converts a Wait timeout to the milliseconds epoll_wait wants,
 // rounding up so a short timeout never becomes a busy poll.

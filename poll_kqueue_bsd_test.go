@@ -17,23 +17,15 @@ import (
 // read-closed. Only a kqueue machine runs this; TestPollTokenOfRacing-
 // Reregistration is its poll(2) twin.
 func TestKqueueTokenOfRacingReregistration(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPoller(t)
 	b := &p.b
-	fd, peer := openTestSocketpair(t)
-	if err := p.Add(fd, 1, Readable); err != nil {
-		t.Fatalf("Add: %v", err)
-	}
-	unix.Close(peer) // fd is at end of file
+	fd := addAtEOF(t, p, 1)
 
 	b.mu.Lock()
 	since := b.seq
 	b.mu.Unlock()
 	raw := make([]unix.Kevent_t, 8)
-	ts := unix.NsecToTimespec(10e9)
+	ts := unix.NsecToTimespec(int64(patience))
 	n, err := unix.Kevent(b.kq, nil, raw, &ts)
 	if err != nil || n == 0 {
 		t.Fatalf("kevent: got %d, %v; want the end of file", n, err)

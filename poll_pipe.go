@@ -5,7 +5,6 @@ package poll
 import (
 	"errors"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,27 +17,9 @@ import (
 type wakefd struct{ r, w int }
 
 func (p *wakefd) open() error {
-	// macOS and AIX have no pipe2, so the flags are set after the fact,
-	// under ForkLock so that a fork+exec on another goroutine cannot
-	// inherit the descriptors (as os.Pipe does there). It happens once per
-	// poller.
 	var fds [2]int
-	syscall.ForkLock.RLock()
-	err := unix.Pipe(fds[:])
-	if err == nil {
-		unix.CloseOnExec(fds[0])
-		unix.CloseOnExec(fds[1])
-	}
-	syscall.ForkLock.RUnlock()
-	if err != nil {
-		return os.NewSyscallError("pipe", err)
-	}
-	for _, fd := range fds {
-		if err := unix.SetNonblock(fd, true); err != nil {
-			unix.Close(fds[0])
-			unix.Close(fds[1])
-			return os.NewSyscallError("fcntl", err)
-		}
+	if err := openPipe(&fds); err != nil {
+		return err
 	}
 	p.r, p.w = fds[0], fds[1]
 	return nil

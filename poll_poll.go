@@ -218,7 +218,7 @@ func (b *backend) lookup(fd int) int {
 }
 
 // remove deletes the registration at position k, moving the last one into
-// its place. b.mu is held.
+// its place; the caller calls changed. b.mu is held.
 func (b *backend) remove(k int) {
 	last := len(b.pfds) - 1
 	b.index[b.pfds[k].Fd] = 0
@@ -227,7 +227,6 @@ func (b *backend) remove(k int) {
 		b.index[b.pfds[k].Fd] = int32(k)
 	}
 	b.pfds, b.regs = b.pfds[:last], b.regs[:last]
-	b.changed()
 }
 
 // changed marks the table changed and wakes a Wait that is polling an
@@ -337,6 +336,7 @@ func (b *backend) translate(events []Event, n int) (j int, woke, settled bool) {
 			// or kqueue registration with it; this one goes now, before
 			// the number is reused (see the contract on Delete).
 			b.remove(cur)
+			b.changed()
 			continue
 		}
 		settled = true

@@ -104,17 +104,9 @@ func TestPollInterest(t *testing.T) {
 // (TestTokenOfRacingReregistration tries the same through the API, where
 // the window is too narrow to hit on purpose.)
 func TestPollTokenOfRacingReregistration(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPoller(t)
 	b := &p.b
-	fd, peer := openTestSocketpair(t)
-	if err := p.Add(fd, 1, Readable); err != nil {
-		t.Fatalf("Add: %v", err)
-	}
-	unix.Close(peer) // fd is at end of file
+	fd := addAtEOF(t, p, 1)
 
 	b.refresh()
 	n, err := unix.Poll(b.wfds, patienceMillis)
@@ -138,11 +130,7 @@ func TestPollTokenOfRacingReregistration(t *testing.T) {
 // the table that has the deleted descriptor out and the added one in,
 // without returning to its caller.
 func TestPollChangeWakesWait(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPoller(t)
 	b := &p.b
 	a, _ := testSocketpair(t)
 	c, _ := testSocketpair(t)
@@ -198,10 +186,3 @@ func TestPollChangeWakesWait(t *testing.T) {
 		t.Errorf("woken Wait: %v", err)
 	}
 }
-
-// patienceMillis bounds a poll(2) that must find something at once, and
-// patience a wait for what must come; both are far longer than needed.
-const (
-	patienceMillis = 10_000
-	patience       = patienceMillis * time.Millisecond
-)

@@ -4,9 +4,41 @@ package poll
 
 import (
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// patienceMillis bounds a poll(2) or kevent that must find something at
+// once, and patience a wait for what must come; both are far longer than
+// needed.
+const (
+	patienceMillis = 10_000
+	patience       = patienceMillis * time.Millisecond
+)
+
+// newTestPoller returns a Poller closed when the test ends.
+func newTestPoller(t *testing.T) *Poller {
+	t.Helper()
+	p, err := New()
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// addAtEOF adds one end of a new socket pair to p with token and closes the
+// other, so that the end p watches is at end of file. It returns that end.
+func addAtEOF(t *testing.T, p *Poller, token uint64) int {
+	t.Helper()
+	fd, peer := openTestSocketpair(t)
+	if err := p.Add(fd, token, Readable); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	unix.Close(peer)
+	return fd
+}
 
 // openTestSocketpair returns a connected pair of non-blocking stream
 // sockets. The caller closes them.

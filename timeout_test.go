@@ -3,6 +3,7 @@
 package poll_test
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,10 +37,42 @@ func TestWaitTimeout(t *testing.T) {
 // rounded up, not down to zero, which would turn a caller's loop into a
 // busy poll.
 func TestWaitShortTimeoutRoundsUp(t *testing.T) {
+	testShortTimeouts(t, 5)
+}
+
+// TestWaitShortTimeoutInterrupted: signals that interrupt the kernel's
+// wait (EINTR) do not shorten the rounded timeout; the retry waits for
+// what is left of it.
+func TestWaitShortTimeoutInterrupted(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// The runtime's own preemption signal: it ignores ours.
+			syscall.Kill(syscall.Getpid(), syscall.SIGURG)
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	testShortTimeouts(t, 50)
+}
+
+// testShortTimeouts checks that Waits shorter than a millisecond, or not a
+// whole number of them, last the timeout rounded up.
+func testShortTimeouts(t *testing.T, calls int) {
+	t.Helper()
 	p := newPoller(t)
 	events := make([]poll.Event, 8)
 	for _, timeout := range []time.Duration{time.Nanosecond, 999 * time.Microsecond, time.Millisecond + time.Nanosecond} {
-		const calls = 5
 		for range calls {
 			start := time.Now()
 			n, err := p.Wait(events, timeout)

@@ -174,6 +174,12 @@ func TestTokenOfRacingReregistration(t *testing.T) {
 			}
 		}
 	}()
+	// Also when a Fatalf below ends the test: the Wait goroutine must not
+	// report after it.
+	defer func() {
+		close(stop)
+		<-done
+	}()
 
 	// Bounded in time too: a Wait that spins on level-triggered ends of
 	// file keeps taking the backend's lock, and ctl waits its turn.
@@ -203,7 +209,5 @@ func TestTokenOfRacingReregistration(t *testing.T) {
 			t.Fatalf("Add of token %d: %v", token+1, err)
 		}
 	}
-	close(stop)
-	<-done
 	t.Logf("%d end-of-file events seen over %d re-registrations", eofs.Load(), token-1)
 }

@@ -124,16 +124,16 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 	}, nil
 }
 
-// inheritStd makes listeners of files; net duplicates each descriptor.
+// inheritStd makes listeners of files, which must be listening TCP
+// sockets, so net makes them *net.TCPListener; net duplicates each
+// descriptor.
 func inheritStd(files []*os.File) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, f := range files {
-		ln, err := net.FileListener(f)
+		err := checkListenerFile(f)
+		var ln net.Listener
 		if err == nil {
-			if _, ok := ln.(*net.TCPListener); !ok {
-				ln.Close()
-				err = errors.New("not a TCP listener")
-			}
+			ln, err = net.FileListener(f)
 		}
 		if err != nil {
 			for _, ln := range lns {

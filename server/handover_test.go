@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,27 +134,45 @@ func TestListenersInvalid(t *testing.T) {
 	if !supportsListeners(t) {
 		return
 	}
+	// What a unit file can pass where a listener is wanted, each refused
+	// with a reason.
+	_, addrs := listenFiles(t, 1)
+	conn, err := net.Dial("tcp", addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer udp.Close()
-	uf, err := udp.(*net.UDPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uf.Close()
-	if _, err := server.New(server.Config{Listeners: []*os.File{uf}}); err == nil {
-		t.Error("New with a UDP socket as listener: no error")
-	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	defer w.Close()
-	if _, err := server.New(server.Config{Listeners: []*os.File{r}}); err == nil {
-		t.Error("New with a pipe as listener: no error")
+	closed, _ := listenFiles(t, 1)
+	closed[0].Close()
+	for _, tc := range []struct {
+		name string
+		file func() (*os.File, error)
+		want string // in the error
+	}{
+		{"connected TCP socket", conn.(*net.TCPConn).File, "listen"},
+		{"UDP socket", udp.(*net.UDPConn).File, "stream"},
+		{"pipe", func() (*os.File, error) { return r, nil }, "socket"},
+		{"closed file", func() (*os.File, error) { return closed[0], nil }, "closed"},
+	} {
+		f, err := tc.file()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = server.New(server.Config{Listeners: []*os.File{f}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New with a %s as listener: got %v, want an error saying %q", tc.name, err, tc.want)
+		}
+		f.Close()
 	}
 }
 

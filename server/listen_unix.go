@@ -237,25 +237,3 @@ func dupListener(f *os.File) (int, error) {
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	return fd, nil
 }
-
-// checkListener fails unless fd is a TCP socket that listens.
-func checkListener(fd int) error {
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		return fmt.Errorf("not a socket: %w", os.NewSyscallError("getsockopt", err))
-	}
-	if typ != unix.SOCK_STREAM {
-		return errors.New("not a stream socket")
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return os.NewSyscallError("getsockname", err)
-	}
-	if sockaddrTCP(sa) == nil {
-		return errors.New("not a TCP socket")
-	}
-	if on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err == nil && on == 0 {
-		return errors.New("not listening")
-	}
-	return nil
-}

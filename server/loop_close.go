@@ -74,9 +74,7 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	case c.state&stLinger != 0:
 		l.linger.remove(l.e, fd)
 	case c.state&stProxy != 0:
-		l.headers.remove(l.e, fd)
-		l.freeHeaders = append(l.freeHeaders, l.proxies[int32(fd)])
-		delete(l.proxies, int32(fd))
+		l.endHeader(fd)
 	default:
 		l.active.remove(l.e, fd)
 	}

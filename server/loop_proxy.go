@@ -39,26 +39,20 @@ func (l *loop) readHeader(c *conn, fd int) {
 		return
 	}
 	src, ok := h.Source()
-	delete(l.proxies, int32(fd))
-	l.freeHeaders = append(l.freeHeaders, h)
+	l.endHeader(fd)
 	c.state &^= stProxy
-	l.headers.remove(l.e, fd)
 	c.since = l.e.ticks()
 	l.active.pushBack(l.e, fd)
 	if !l.admit(c, fd, src, ok) {
 		return
 	}
-	if l.drain != nil {
-		// The header completed during a shutdown: serve what came with it
-		// and what is left in the socket.
-		if used < n && !l.consume(c, fd, l.buf[used:n]) {
-			return
-		}
-		l.startDrain(c, fd)
+	if used < n && !l.consume(c, fd, l.buf[used:n]) {
 		return
 	}
-	if used < n {
-		l.consume(c, fd, l.buf[used:n])
+	if l.drain != nil {
+		// The header completed during a shutdown: answer what is left in
+		// the socket too.
+		l.startDrain(c, fd)
 	}
 }
 
@@ -119,4 +113,12 @@ func (l *loop) newHeader(fd int) {
 		h = new(ProxyHeader)
 	}
 	l.proxies[int32(fd)] = h
+}
+
+// endHeader takes a connection out of the headers list and keeps its
+// parser for the next one.
+func (l *loop) endHeader(fd int) {
+	l.headers.remove(l.e, fd)
+	l.freeHeaders = append(l.freeHeaders, l.proxies[int32(fd)])
+	delete(l.proxies, int32(fd))
 }

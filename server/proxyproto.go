@@ -319,20 +319,26 @@ func (h *ProxyHeader) startAddr() {
 	h.gap, h.prev = noGap, prevStart
 }
 
+// decimal adds the digit c to the decimal number being read, which may
+// have no leading zero and must not pass most.
+func (h *ProxyHeader) decimal(c byte, most uint32) {
+	if h.digits > 0 && h.num == 0 {
+		h.fail(badMalformed)
+		return
+	}
+	h.num = h.num*10 + uint32(c-'0')
+	h.digits++
+	if h.num > most {
+		h.fail(badMalformed)
+	}
+}
+
 // dotted reads c in a dotted quad: a TCP4 address, or the end of a TCP6
 // one, which then has h.groups groups before it.
 func (h *ProxyHeader) dotted(c byte) {
 	switch {
 	case '0' <= c && c <= '9':
-		if h.digits > 0 && h.num == 0 { // no leading zeros
-			h.fail(badMalformed)
-			return
-		}
-		h.num = h.num*10 + uint32(c-'0')
-		h.digits++
-		if h.num > 255 {
-			h.fail(badMalformed)
-		}
+		h.decimal(c, 255)
 	case c == '.':
 		if h.digits == 0 || h.octets == 3 {
 			h.fail(badMalformed)
@@ -468,15 +474,7 @@ func (h *ProxyHeader) endAddr() {
 func (h *ProxyHeader) portByte(c byte) {
 	switch {
 	case '0' <= c && c <= '9':
-		if h.digits > 0 && h.num == 0 { // no leading zeros
-			h.fail(badMalformed)
-			return
-		}
-		h.num = h.num*10 + uint32(c-'0')
-		h.digits++
-		if h.num > 0xffff {
-			h.fail(badMalformed)
-		}
+		h.decimal(c, 0xffff)
 	case c == ' ' && h.field == 2 && h.digits > 0:
 		h.port = uint16(h.num)
 		h.field = 3

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -140,10 +139,17 @@ func newSendRing() (*sendRing, error) {
 		return nil, os.NewSyscallError("io_uring_setup", errno)
 	}
 	r := &sendRing{fd: int(fd), entries: p.sqEntries}
-	if p.features&ioringFeatSingleMmap == 0 || p.features&ioringFeatExtArg == 0 {
+	switch {
+	case p.features&ioringFeatSingleMmap == 0:
+		r.close()
+		return nil, errors.New("io_uring: no IORING_FEAT_SINGLE_MMAP (Linux 5.4)")
+	case p.features&ioringFeatExtArg == 0:
 		r.close()
 		return nil, errors.New("io_uring: no IORING_FEAT_EXT_ARG (Linux 5.11) for a bounded wait")
 	}
+	// await's bound, which the kernel reads through waitArg on each wait.
+	r.waitTS = kernelTimespec{sec: int64(awaitTimeout / time.Second), nsec: int64(awaitTimeout % time.Second)}
+	r.waitArg = ioringGeteventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
 	size := max(p.sqOff.array+p.sqEntries*4, p.cqOff.cqes+p.cqEntries*uint32(unsafe.Sizeof(ringCQE{})))
 	var err error
 	if r.mem, err = unix.Mmap(r.fd, ioringOffSQRing, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE); err != nil {
@@ -297,6 +303,8 @@ func (r *sendRing) enter(n int, res []int32) (int, error) {
 // it is bounded all the same, and a completion still missing after
 // awaitTimeout is the ring's failure.
 func (r *sendRing) await(res []int32, lo, hi int) error {
+	// The sends may complete as the wait times out: the last reap decides.
+	timedOut := false
 	for {
 		r.reap(res)
 		missing := 0
@@ -308,17 +316,15 @@ func (r *sendRing) await(res []int32, lo, hi int) error {
 		if missing == 0 {
 			return nil
 		}
-		r.waitTS = kernelTimespec{sec: int64(awaitTimeout / time.Second), nsec: int64(awaitTimeout % time.Second)}
-		r.waitArg = ioringGeteventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
+		if timedOut {
+			return fmt.Errorf("io_uring: sends not completed within %v", awaitTimeout)
+		}
 		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, uintptr(missing),
 			ioringEnterGetEvents|ioringEnterExtArg, uintptr(unsafe.Pointer(&r.waitArg)), unsafe.Sizeof(r.waitArg))
 		switch errno {
 		case 0, unix.EINTR:
 		case unix.ETIME:
-			r.reap(res)
-			if slices.Contains(res[lo:hi], resUnsent) {
-				return fmt.Errorf("io_uring: sends not completed within %v", awaitTimeout)
-			}
+			timedOut = true
 		default:
 			return os.NewSyscallError("io_uring_enter", errno)
 		}

@@ -209,15 +209,9 @@ func inheritedListeners() (files []*os.File, ready *os.File, from string, err er
 	if files, ready, err = upgrade.Inherited(); err != nil || files != nil {
 		return files, ready, "predecessor", err
 	}
-	if files, err = sd.Listeners(); err != nil {
-		return nil, nil, "", err
-	}
-	for _, f := range files {
-		if err := sd.CheckStreamListener(f); err != nil {
-			return nil, nil, "", fmt.Errorf("socket %s from systemd: %w", f.Name(), err)
-		}
-	}
-	return files, nil, "systemd", nil
+	// server.New checks that each is a listening TCP socket.
+	files, err = sd.Listeners()
+	return files, nil, "systemd", err
 }
 
 // upgradeUntilStopped serves SIGHUPs, each starting a successor, until a

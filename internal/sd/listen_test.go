@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -152,9 +151,6 @@ func TestHelperProcess(t *testing.T) {
 		if got, want := f.Name(), childNames[i]; got != want {
 			t.Errorf("file %d: got name %q, want %q", i, got, want)
 		}
-		if err := sd.CheckStreamListener(f); err != nil {
-			t.Errorf("CheckStreamListener(%s): %v", f.Name(), err)
-		}
 		rc, err := f.SyscallConn()
 		if err != nil {
 			t.Fatalf("SyscallConn: %v", err)
@@ -264,45 +260,4 @@ func TestListenersNoFDS(t *testing.T) {
 		t.Errorf("Listeners = %v, %v; want nil, nil", files, err)
 	}
 	checkListenEnvUnset(t)
-}
-
-func TestCheckStreamListener(t *testing.T) {
-	ln := listenTCP(t)
-	if err := sd.CheckStreamListener(fileOf(t, ln)); err != nil {
-		t.Errorf("listening TCP socket: got %v, want nil", err)
-	}
-
-	client, err := net.DialTimeout("tcp", ln.Addr().String(), patience)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { client.Close() })
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen udp: %v", err)
-	}
-	t.Cleanup(func() { udp.Close() })
-	regular, err := os.Create(filepath.Join(t.TempDir(), "regular"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { regular.Close() })
-	closed := fileOf(t, ln)
-	closed.Close()
-
-	for _, tc := range []struct {
-		name string
-		f    *os.File
-		want string // in the error
-	}{
-		{"connected TCP socket", fileOf(t, client.(*net.TCPConn)), "not listening"},
-		{"UDP socket", fileOf(t, udp.(*net.UDPConn)), "SOCK_DGRAM"},
-		{"regular file", regular, "not a socket"},
-		{"closed file", closed, "closed"},
-	} {
-		err := sd.CheckStreamListener(tc.f)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, want an error saying %q", tc.name, err, tc.want)
-		}
-	}
 }

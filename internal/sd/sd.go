@@ -9,8 +9,8 @@
 // Both are no-ops that report nothing when the variables are absent, so a
 // server calls them unconditionally and behaves the same outside systemd.
 //
-// Each system provides the same few unexported functions: send, setCloexec
-// and checkStream in sd_unix.go (every Unix) or sd_other.go (errors wrapping
+// Each system provides the same few unexported functions: send and
+// setCloexec in sd_unix.go (every Unix) or sd_other.go (errors wrapping
 // errors.ErrUnsupported), and monotonicUsec in clock_gettime.go or
 // clock_other.go. Only Linux runs systemd; the other systems build so that
 // the callers need no build tags of their own.
@@ -106,7 +106,8 @@ func Reloading() string {
 //
 // Like libsystemd, it fails on a $LISTEN_PID or $LISTEN_FDS that is not a
 // number, on a count below 1, and on a descriptor that is not open; it
-// does not check what the descriptors are (see CheckStreamListener).
+// does not check what the descriptors are: the server does, for every
+// listener it is given.
 func Listeners() ([]*os.File, error) {
 	defer unsetListenEnv()
 	pidEnv, ok := os.LookupEnv("LISTEN_PID")
@@ -161,29 +162,4 @@ func unsetListenEnv() {
 	for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID"} {
 		os.Unsetenv(k)
 	}
-}
-
-// CheckStreamListener returns nil if f is a listening stream socket, and
-// otherwise an error that says what it is instead. sd_listen_fds(3) asks
-// the receiver to check the socket type, since a unit file can pass a
-// datagram socket, a FIFO or an Accept=yes connection where the server
-// expects a listener; without the check such a descriptor fails later with
-// a less helpful error from accept(2).
-func CheckStreamListener(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("sd: %s: %w", f.Name(), err)
-	}
-	// Control, not f.Fd: Fd would switch the descriptor to blocking mode.
-	var (
-		num  uintptr
-		cerr error
-	)
-	if err := rc.Control(func(fd uintptr) { num, cerr = fd, checkStream(fd) }); err != nil {
-		return fmt.Errorf("sd: %s: %w", f.Name(), err)
-	}
-	if cerr != nil {
-		return fmt.Errorf("sd: %s (fd %d): %w", f.Name(), num, cerr)
-	}
-	return nil
 }

@@ -14,4 +14,3 @@ var errNoSystemd = fmt.Errorf("not available on %s: %w", runtime.GOOS, errors.Er
 
 func send(addr, state string) error { return errNoSystemd }
 func setCloexec(fd int) error       { return errNoSystemd }
-func checkStream(fd uintptr) error  { return errNoSystemd }
