@@ -176,8 +176,9 @@ func (l *loop) watchListeners() {
 
 // open makes fd, just accepted, a connection of this loop.
 func (l *loop) open(fd int) error {
-	if !nodelayInherited {
+	if !optsInherited {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		limitUnsent(fd)
 	}
 	c, err := l.e.table.slot(fd)
 	if err != nil {

@@ -10,9 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nodelayInherited is false: whether an accepted socket keeps its
-// listener's TCP_NODELAY is not checked on these systems, so open sets it.
-const nodelayInherited = false
+// optsInherited is false: whether an accepted socket keeps its listener's
+// TCP_NODELAY and TCP_NOTSENT_LOWAT is not checked on these systems, so
+// open sets them.
+const optsInherited = false
 
 // accept takes one connection. x/sys has no accept4 for darwin, netbsd and
 // openbsd, so the flags are set after the fact, under ForkLock so that a

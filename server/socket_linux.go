@@ -15,10 +15,10 @@ import (
 // contend for one accept queue.
 const reusePortOpt = unix.SO_REUSEPORT
 
-// nodelayInherited: Linux makes an accepted socket as a copy of its
-// listener, TCP_NODELAY included (TestNodelayInherited), which spares a
-// setsockopt per connection.
-const nodelayInherited = true
+// optsInherited: Linux makes an accepted socket as a copy of its listener,
+// TCP_NODELAY and TCP_NOTSENT_LOWAT included (TestOptsInherited), which
+// spares two setsockopt calls per connection.
+const optsInherited = true
 
 // accept takes one connection, non-blocking and close-on-exec in the same
 // call. The raw accept4 passes no address buffer: x/sys's Accept4 would
