@@ -133,9 +133,7 @@ func listen(spec listenSpec, reuse bool) (int, error) {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fail("setsockopt", err)
 	}
-	if err := limitUnsent(fd); err != nil {
-		return fail("setsockopt", err)
-	}
+	limitUnsent(fd)
 	if family == unix.AF_INET6 {
 		v6only := 0
 		if spec.ip.IsValid() {
@@ -262,10 +260,10 @@ const unsentLimit = 16 << 10
 
 // limitUnsent sets unsentLimit on fd, a listener (whose accepted sockets
 // inherit it where optsInherited) or a connection, where the system has
-// the option.
-func limitUnsent(fd int) error {
-	if unsentOpt == 0 {
-		return nil
+// the option. It is best effort: a kernel that refuses it still serves,
+// with the send buffer as the bound.
+func limitUnsent(fd int) {
+	if unsentOpt != 0 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unsentOpt, unsentLimit)
 	}
-	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unsentOpt, unsentLimit)
 }
