@@ -62,7 +62,9 @@ func (l *loop) accept(i, n int) {
 				continue
 			}
 		}
-		l.openAccepted(fd)
+		if l.openAccepted(fd) {
+			l.readEarly(fd)
+		}
 	}
 }
 
@@ -77,6 +79,21 @@ func (l *loop) openAccepted(fd int) bool {
 		return false
 	}
 	return true
+}
+
+// readEarly reads a connection just opened rather than wait for the
+// poller to report it. A client writes as soon as its connect completes,
+// so by the time the loop accepts, the request is usually there (8 times
+// in 10 under bench/cmd/churn), and answering it in the accept's turn
+// saves the turn its readiness would take. Under churn (`churn -c 32`,
+// `perf stat -p PID`) a connection then cost 0.27 epoll_wait calls and
+// 0.32 context switches instead of 0.55 and 0.54, for 0.2 more read(2);
+// in six rounds side by side with the C server, the median of tcpoll's
+// CPU per connection over C's went from 1.11 to 1.06.
+func (l *loop) readEarly(fd int) {
+	if c := l.e.table.get(fd); c.state&stOpen != 0 {
+		l.readable(c, fd)
+	}
 }
 
 // token is a connection's poll token.
@@ -115,8 +132,12 @@ func (l *loop) takeInbox() {
 	in.fds, in.spare = in.spare[:0], fds
 	in.mu.Unlock()
 	for _, fd := range fds {
-		if l.openAccepted(int(fd)) && l.drain != nil {
+		switch {
+		case !l.openAccepted(int(fd)):
+		case l.drain != nil:
 			l.startDrain(l.e.table.get(int(fd)), int(fd))
+		default:
+			l.readEarly(int(fd))
 		}
 	}
 }
