@@ -240,9 +240,10 @@ func dupListener(f *os.File) (int, error) {
 	return fd, nil
 }
 
-// unsentLimit is the most a connection's answers may wait in the kernel
-// before they are sent: past it send(2) takes no more and the poller
-// reports the socket writable only once it has drained (TCP_NOTSENT_LOWAT).
+// unsentLimit is about the most of a connection's answers the kernel holds
+// unsent (TCP_NOTSENT_LOWAT, tcp(7)): past it send(2) takes no more (a send
+// may pass it by the segment it is filling), and the poller reports the
+// socket writable again once less than half of it is left.
 //
 // Without the limit, the send buffer of a client that stopped reading
 // grows by autotuning to tcp_wmem's maximum (4 MiB by default): kernel
@@ -254,14 +255,18 @@ func dupListener(f *os.File) (int, error) {
 // way, side by side, 16 KiB took the peak from 1.7 GB to 0.8 GB
 // (/proc/net/sockstat), the server's CPU over the burst from 1.7–3.6 s to
 // 0.6–0.8 s, and the healthy client's p99 from 0.7–1.1 ms to 0.2–0.4 ms,
-// with no packet dropped. A client that reads never meets the limit: its
-// answers leave as soon as they are written (50×16 loads: no change).
+// with no packet dropped. On loopback a client that reads never meets the
+// limit (50×16 loads: no change). Over a network, where the congestion or
+// receive window holds answers back, more of them wait in the connection's
+// own buffer instead (MaxPendingOutput, so reading pauses sooner), and the
+// loop refills the kernel's every 8 KiB; the rate is the window's either
+// way.
 const unsentLimit = 16 << 10
 
 // limitUnsent sets unsentLimit on fd, a listener (whose accepted sockets
 // inherit it where optsInherited) or a connection, where the system has
-// the option. It is best effort: a kernel that refuses it still serves,
-// with the send buffer as the bound.
+// the option (unsentOpt). It is best effort: a kernel that refuses it
+// still serves, with the send buffer as the bound.
 func limitUnsent(fd int) {
 	if unsentOpt != 0 {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unsentOpt, unsentLimit)

@@ -11,8 +11,7 @@ import (
 )
 
 // optsInherited is false: whether an accepted socket keeps its listener's
-// TCP_NODELAY and TCP_NOTSENT_LOWAT is not checked on these systems, so
-// open sets them.
+// TCP_NODELAY is not checked on these systems, so open sets it.
 const optsInherited = false
 
 // accept takes one connection. x/sys has no accept4 for darwin, netbsd and
