@@ -89,6 +89,33 @@ func fdsOf(t *testing.T, pid int) int {
 	return len(ents)
 }
 
+// fdTarget is what descriptor fd of process pid is ("" if none).
+func fdTarget(pid, fd int) string {
+	target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+	return target
+}
+
+// inheritedFDs is the descriptors above 2 that process pid shares with
+// this one: the same number naming the same pipe or socket. (A path names
+// a file, not one opening of it: the runtimes of both processes hold the
+// cgroup files open at the same numbers.)
+func inheritedFDs(pid int) map[int]string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	same := make(map[int]string)
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		mine := fdTarget(os.Getpid(), fd)
+		anon := strings.HasPrefix(mine, "pipe:") || strings.HasPrefix(mine, "socket:")
+		if anon && mine == fdTarget(pid, fd) {
+			same[fd] = mine
+		}
+	}
+	return same
+}
+
 // fdList names what a process's descriptors are, for a failure report.
 func fdList(pid int) string {
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
@@ -114,6 +141,12 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 	fresh := p.steadyFDs(t)
 	freshList := fdList(p.pid)
+	// Descriptors the server inherited from this test process (leaked to
+	// it by whatever started the test) are no server's to close: each
+	// successor must hold them too, or some process in the chain closed a
+	// number it did not own.
+	foreign := inheritedFDs(p.pid)
+	t.Logf("descriptors the first server shares with the test: %v", foreign)
 
 	run, err := restart.Start(context.Background(), restart.Config{Addr: p.addr, Churners: 32, LongLived: 200})
 	if err != nil {
@@ -133,6 +166,13 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		next := waitPid(t, pidFile, cur, 20*time.Second)
 		killLater(t, next)
 		pids = append(pids, next)
+		for fd, target := range foreign {
+			if got := fdTarget(next, fd); got != target {
+				t.Errorf("upgrade %d: server %d holds descriptor %d as %q, not %q as the first server did; its predecessor %d: %q",
+					len(pids)-1, next, fd, got, target, cur, fdTarget(cur, fd))
+				delete(foreign, fd)
+			}
+		}
 		// Traffic flows to the new process before the next upgrade.
 		time.Sleep(300 * time.Millisecond)
 	}
