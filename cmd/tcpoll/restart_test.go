@@ -95,6 +95,18 @@ func fdTarget(pid, fd int) string {
 	return target
 }
 
+// ownFDs counts process pid's descriptors but those of foreign (see
+// inheritedFDs) it still holds.
+func ownFDs(t *testing.T, pid int, foreign map[int]string) int {
+	n := fdsOf(t, pid)
+	for fd, target := range foreign {
+		if fdTarget(pid, fd) == target {
+			n--
+		}
+	}
+	return n
+}
+
 // inheritedFDs is the descriptors above 2 that process pid shares with
 // this one: the same number naming the same pipe or socket. (A path names
 // a file, not one opening of it: the runtimes of both processes hold the
@@ -139,14 +151,16 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if got := readPid(pidFile); got != p.pid {
 		t.Fatalf("pid file names %d, want %d", got, p.pid)
 	}
-	fresh := p.steadyFDs(t)
-	freshList := fdList(p.pid)
-	// Descriptors the server inherited from this test process (leaked to
-	// it by whatever started the test) are no server's to close: each
-	// successor must hold them too, or some process in the chain closed a
-	// number it did not own.
+	// Descriptors the first server inherited from this test (leaked to it
+	// by whatever started the test, not marked close-on-exec) are not the
+	// server's, and its successors need not get them: os/exec passes the
+	// files it is given, and in the child moves its own error pipe to the
+	// number just above the highest of them (forkAndExecInChild1 in
+	// syscall/exec_linux.go), whatever was there (seen under strace: a
+	// leaked 251 overwritten when the readiness pipe was 250).
 	foreign := inheritedFDs(p.pid)
-	t.Logf("descriptors the first server shares with the test: %v", foreign)
+	fresh := p.steadyFDs(t) - len(foreign)
+	freshList := fdList(p.pid)
 
 	run, err := restart.Start(context.Background(), restart.Config{Addr: p.addr, Churners: 32, LongLived: 200})
 	if err != nil {
@@ -166,13 +180,6 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		next := waitPid(t, pidFile, cur, 20*time.Second)
 		killLater(t, next)
 		pids = append(pids, next)
-		for fd, target := range foreign {
-			if got := fdTarget(next, fd); got != target {
-				t.Errorf("upgrade %d: server %d holds descriptor %d as %q, not %q as the first server did; its predecessor %d: %q",
-					len(pids)-1, next, fd, got, target, cur, fdTarget(cur, fd))
-				delete(foreign, fd)
-			}
-		}
 		// Traffic flows to the new process before the next upgrade.
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -220,11 +227,11 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 	// The clients' last connections may still linger for a moment.
 	deadline := time.Now().Add(5 * time.Second)
-	for fdsOf(t, last) != fresh && time.Now().Before(deadline) {
+	for ownFDs(t, last, foreign) != fresh && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := fdsOf(t, last); got != fresh {
-		t.Errorf("the last server holds %d descriptors, a fresh one %d:\nlast:  %s\nfresh: %s",
+	if got := ownFDs(t, last, foreign); got != fresh {
+		t.Errorf("the last server holds %d descriptors of its own, a fresh one %d:\nlast:  %s\nfresh: %s",
 			got, fresh, fdList(last), freshList)
 	}
 	syscall.Kill(last, syscall.SIGTERM)
