@@ -520,7 +520,8 @@ func TestDiffAcceptErrors(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("not served after EMFILE: read %q, %v\n%s", got, err, tail(p.log(), 2000))
+					t.Fatalf("not served after EMFILE: read %q, %v\n%s%s", got, err,
+						grepLines(p.log(), "fatal error")+grepLines(p.log(), "panic:"), tail(p.log(), 2000))
 				}
 				time.Sleep(50 * time.Millisecond)
 			}

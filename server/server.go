@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -73,6 +74,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	startRuntimePoller()
 	st := new(Stats)
 	eng, err := newEngine(&cfg, st)
 	if err != nil {
@@ -80,6 +82,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{eng: eng, stats: st, log: cfg.Logger}, nil
 }
+
+// startRuntimePoller makes the Go runtime open its own poller (an epoll
+// instance and an eventfd on Linux) now, while descriptors are free. The
+// runtime opens it the first time a timer is armed (addHeap in
+// runtime/time.go), and throws if that fails ("netpollinit failed"): a
+// server that had run out of descriptors would die at its first timer.
+// That fits a rare failure of TestDiffAcceptErrors under `ulimit -n 48`,
+// where the server's log ended in a fatal error's goroutine dump. An armed
+// and stopped timer is enough (checked in /proc/self/fd).
+func startRuntimePoller() { time.AfterFunc(time.Hour, func() {}).Stop() }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.eng.addr() }
