@@ -263,10 +263,10 @@ func dupListener(f *os.File) (int, error) {
 // way.
 const unsentLimit = 16 << 10
 
-// limitUnsent sets unsentLimit on fd, a listener (whose accepted sockets
-// inherit it where optsInherited) or a connection, where the system has
-// the option (unsentOpt). It is best effort: a kernel that refuses it
-// still serves, with the send buffer as the bound.
+// limitUnsent sets unsentLimit on fd, a listener, where the system has
+// the option (unsentOpt, Linux only): accepted sockets inherit it there
+// (optsInherited). It is best effort: a kernel that refuses it still
+// serves, with the send buffer as the bound.
 func limitUnsent(fd int) {
 	if unsentOpt != 0 {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unsentOpt, unsentLimit)

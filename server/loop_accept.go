@@ -207,7 +207,6 @@ func (l *loop) watchListeners() {
 func (l *loop) open(fd int) error {
 	if !optsInherited {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		limitUnsent(fd)
 	}
 	c, err := l.e.table.slot(fd)
 	if err != nil {

@@ -14,6 +14,13 @@ import (
 // TCP_NODELAY is not checked on these systems, so open sets it.
 const optsInherited = false
 
+// unsentOpt is 0: a client that stops reading may hold as much as its
+// socket's send buffer in the kernel (see limitUnsent). The BSDs have no
+// TCP_NOTSENT_LOWAT; macOS has one, but it only delays the write
+// notifications of kqueue, poll and select (tcp(4)), not what send(2)
+// takes, so it would bound nothing here.
+const unsentOpt = 0
+
 // accept takes one connection. x/sys has no accept4 for darwin, netbsd and
 // openbsd, so the flags are set after the fact, under ForkLock so that a
 // concurrent fork+exec cannot inherit the descriptor.

@@ -20,6 +20,9 @@ const reusePortOpt = unix.SO_REUSEPORT
 // spares two setsockopt calls per connection.
 const optsInherited = true
 
+// unsentOpt is TCP_NOTSENT_LOWAT (tcp(7)): see limitUnsent.
+const unsentOpt = unix.TCP_NOTSENT_LOWAT
+
 // accept takes one connection, non-blocking and close-on-exec in the same
 // call. The raw accept4 passes no address buffer: x/sys's Accept4 would
 // allocate a Sockaddr for every connection, which the loop does not need.

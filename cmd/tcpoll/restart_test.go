@@ -133,8 +133,8 @@ func fdList(pid int) string {
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	var list []string
 	for _, e := range ents {
-		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
-		list = append(list, e.Name()+"="+target)
+		fd, _ := strconv.Atoi(e.Name())
+		list = append(list, e.Name()+"="+fdTarget(pid, fd))
 	}
 	return strings.Join(list, " ")
 }
