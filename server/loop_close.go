@@ -132,7 +132,7 @@ func (l *loop) reap() {
 		// for another loop's accept.
 		c := l.e.table.get(int(fd))
 		c.gen.Store(nextGen(c.gen.Load()))
-		unix.Close(int(fd))
+		closeConn(int(fd))
 	}
 	l.e.st.Open.Add(-int64(len(l.dead)))
 	l.dead = l.dead[:0]

@@ -47,6 +47,9 @@ func accept(lfd int) (int, error) {
 	}
 }
 
+// closeConn closes a connection's descriptor.
+func closeConn(fd int) { unix.Close(fd) }
+
 func recv(fd int, p []byte) (int, error) {
 	for {
 		n, err := unix.Read(fd, p)
