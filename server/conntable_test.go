@@ -4,7 +4,9 @@ package server
 
 import (
 	"bytes"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"unsafe"
 )
@@ -14,6 +16,48 @@ func TestConnSize(t *testing.T) {
 	// growing it shows up directly in the RSS-per-connection benchmark.
 	if got, want := unsafe.Sizeof(conn{}), uintptr(40); got > want {
 		t.Errorf("sizeof(conn) = %d, want at most %d", got, want)
+	}
+}
+
+// TestSlotGrowsOnce has loops that accept at the same moment reach a chunk
+// not made yet, as they do when the kernel's next numbers cross into it: the
+// chunk must be made once, and every caller get a slot in that one.
+func TestSlotGrowsOnce(t *testing.T) {
+	const callers = 8
+	chunk := uint64(unsafe.Sizeof([chunkSize]conn{}))
+	for range 20 {
+		tab := new(connTable)
+		slots := make([]*conn, callers)
+		var ready, start, done sync.WaitGroup
+		ready.Add(callers)
+		start.Add(1)
+		done.Add(callers)
+		for i := range callers {
+			go func() {
+				defer done.Done()
+				ready.Done()
+				start.Wait()
+				c, err := tab.slot(3*chunkSize + i)
+				if err != nil {
+					t.Error(err)
+				}
+				slots[i] = c
+			}()
+		}
+		ready.Wait()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start.Done()
+		done.Wait()
+		runtime.ReadMemStats(&after)
+		if grown := after.TotalAlloc - before.TotalAlloc; grown >= 2*chunk {
+			t.Fatalf("%d callers reaching one new chunk allocated %d bytes: more than one %d-byte chunk", callers, grown, chunk)
+		}
+		for i, c := range slots {
+			if want := tab.get(3*chunkSize + i); c != want {
+				t.Fatalf("caller %d got slot %p, the table holds %p", i, c, want)
+			}
+		}
 	}
 }
 
