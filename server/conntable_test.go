@@ -25,7 +25,7 @@ func TestConnSize(t *testing.T) {
 func TestSlotGrowsOnce(t *testing.T) {
 	const callers = 8
 	chunk := uint64(unsafe.Sizeof([chunkSize]conn{}))
-	for range 20 {
+	for range 200 {
 		tab := new(connTable)
 		slots := make([]*conn, callers)
 		var ready, start, done sync.WaitGroup

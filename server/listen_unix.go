@@ -237,6 +237,10 @@ func dupListener(f *os.File) (int, error) {
 	// As listen does: accepted sockets inherit them where optsInherited.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	limitUnsent(fd)
+	// And they would inherit a linger time the socket's maker set, which
+	// makes close(2) wait for the peer: the loop closes connections with
+	// a raw call that must not block (closeConn).
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{})
 	return fd, nil
 }
 

@@ -26,11 +26,12 @@ const unsentOpt = unix.TCP_NOTSENT_LOWAT
 // accept takes one connection, non-blocking and close-on-exec in the same
 // call. The raw accept4 passes no address buffer: x/sys's Accept4 would
 // allocate a Sockaddr for every connection, which the loop does not need.
-// The listener is non-blocking, so the call never parks the thread and
-// skips the scheduler's bookkeeping, as recv does.
+// Not raw, unlike recv: the listener's blocking flag belongs to the socket,
+// shared with whatever else holds it (net's File methods and os/exec turn
+// it off), and a raw call that blocks would hold up the whole runtime.
 func accept(lfd int) (int, error) {
 	for {
-		fd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		fd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		switch errno {
 		case 0:
 			return int(fd), nil
@@ -84,9 +85,9 @@ func unread(fd int) int {
 }
 
 // closeConn closes a connection's descriptor. Raw, as recv: close(2)
-// blocks only on a socket with SO_LINGER set, which the server never sets;
-// the FIN goes out, and the kernel tears the connection down, without
-// waiting for the peer.
+// waits for the peer only on a socket with a linger time (socket(7),
+// SO_LINGER), and the server sets none and clears any on the listeners it
+// is handed (dupListener), whose accepted sockets would inherit it.
 func closeConn(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
 
 // yieldCPU is sched_yield(2): the caller goes to the back of its CPU's run

@@ -56,6 +56,49 @@ func TestOptsInherited(t *testing.T) {
 	}
 }
 
+// TestInheritedLingerCleared: a listener handed in with a linger time set
+// must not pass it to the connections it accepts, whose close(2) would
+// then wait for the peer inside the loop (closeConn).
+func TestInheritedLingerCleared(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.SetsockoptLinger(int(f.Fd()), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 5}); err != nil {
+		t.Fatal(err)
+	}
+	lfd, err := dupListener(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var fd int
+	for {
+		if fd, err = accept(lfd); err != unix.EAGAIN {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	l, err := unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER)
+	if err != nil || l.Onoff != 0 {
+		t.Fatalf("accepted socket's SO_LINGER = %+v, %v; want off", l, err)
+	}
+}
+
 // TestNonReaderUnsentBounded: a client that writes and never reads gets at
 // most unsentLimit of answers queued unsent in the server's kernel, besides
 // what is in flight to its own receive buffer, where the send buffer's
