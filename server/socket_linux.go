@@ -24,11 +24,12 @@ const optsInherited = true
 const unsentOpt = unix.TCP_NOTSENT_LOWAT
 
 // accept takes one connection, non-blocking and close-on-exec in the same
-// call. The raw accept4 passes no address buffer: x/sys's Accept4 would
-// allocate a Sockaddr for every connection, which the loop does not need.
-// Not raw, unlike recv: the listener's blocking flag belongs to the socket,
-// shared with whatever else holds it (net's File methods and os/exec turn
-// it off), and a raw call that blocks would hold up the whole runtime.
+// call. It calls accept4 itself to pass no address buffer: x/sys's Accept4
+// would allocate a Sockaddr for every connection, which the loop does not
+// need. Through the scheduler's system call entry, unlike recv: the
+// listener's blocking flag belongs to the socket, shared with whatever
+// else holds it (net's File methods and os/exec turn it off), and a
+// RawSyscall that blocked would hold up the whole runtime.
 func accept(lfd int) (int, error) {
 	for {
 		fd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)

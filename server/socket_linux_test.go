@@ -27,25 +27,7 @@ func TestOptsInherited(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(lfd)
-	la, err := boundAddr(lfd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", la.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var fd int
-	for {
-		if fd, err = accept(lfd); err != unix.EAGAIN {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
+	fd := acceptDialed(t, lfd)
 	got, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
 	if err != nil || got == 0 {
 		t.Fatalf("accepted socket's TCP_NODELAY = %d, %v; want set", got, err)
@@ -78,24 +60,37 @@ func TestInheritedLingerCleared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(lfd)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var fd int
-	for {
-		if fd, err = accept(lfd); err != unix.EAGAIN {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
+	fd := acceptDialed(t, lfd)
 	l, err := unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER)
 	if err != nil || l.Onoff != 0 {
 		t.Fatalf("accepted socket's SO_LINGER = %+v, %v; want off", l, err)
+	}
+}
+
+// acceptDialed connects to the listener lfd and accepts the connection
+// with the loop's accept, as the server would; the test's end closes both
+// sides.
+func acceptDialed(t *testing.T, lfd int) int {
+	t.Helper()
+	la, err := boundAddr(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", la.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for {
+		fd, err := accept(lfd)
+		switch err {
+		case unix.EAGAIN:
+			continue
+		case nil:
+			t.Cleanup(func() { unix.Close(fd) })
+			return fd
+		}
+		t.Fatal(err)
 	}
 }
 
