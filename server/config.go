@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"time"
@@ -51,10 +52,27 @@ const (
 	// MinMaxMessage is the smallest MaxMessage accepted: a piece cut from a
 	// long line must never be mistaken for "close".
 	MinMaxMessage = 16
+	// MaxLoops is the most event loops a server runs. Each costs a
+	// goroutine, a poller, a listener and 128 KiB of buffers, so a value
+	// beyond any machine's CPU count only wastes them.
+	MaxLoops = 1024
+	// MaxIdleTimeout is the longest IdleTimeout: the poll engine keeps time
+	// per connection in 32-bit milliseconds, whose differences stay exact up
+	// to 2^31 ms (24.8 days).
+	MaxIdleTimeout = 24 * 24 * time.Hour
+	// maxPendingCap is where MaxPendingOutput is clamped: a client's
+	// queued answers are counted in int, and past 1 GiB each the bound
+	// means no bound on any machine anyway.
+	maxPendingCap = 1 << 30
 )
 
 // Config configures a Server. The zero value serves the acknowledgement
 // protocol on DefaultAddr with every default.
+//
+// Every numeric field states its range. New rejects a value outside it
+// with an error naming the field, the value and the range; a value too
+// large for an internal representation is clamped where the doc says so,
+// never wrapped.
 type Config struct {
 	// Addr is the TCP address to listen on, host:port. An empty host
 	// listens on every interface, IPv4 and IPv6. Port 0 picks a free port;
@@ -73,22 +91,29 @@ type Config struct {
 	// only this process holds would reset its queued connections when the
 	// process exits. The evio engine does not support Listeners.
 	Listeners []*os.File
-	// MaxMessage is the longest unfinished message held, in bytes
-	// (default 256, at least 16).
+	// MaxMessage is the longest unfinished message held, in bytes: 0 for
+	// the default (256), else at least MinMaxMessage (16). Values above
+	// 2^31-1 are taken as 2^31-1. Memory follows what a client sent, never
+	// this bound: a client that sent 1 byte holds no more than that.
 	MaxMessage int
 	// Framing is the message framing (default FramingLine).
 	Framing Framing
-	// Loops is the number of event loops (default GOMAXPROCS).
+	// Loops is the number of event loops: 0 for GOMAXPROCS, else 1 to
+	// MaxLoops (1024).
 	Loops int
 	// MaxConns caps concurrent connections; past it new connections are
-	// closed at once. Zero means no limit but the descriptor limit.
+	// closed at once. Zero means no limit but the descriptor limit; it
+	// must not be negative.
 	MaxConns int
 	// MaxPendingOutput caps the answers waiting for a client that does not
-	// read, in bytes (default 64 KiB); over it the server stops reading that
-	// client until it catches up.
+	// read, in bytes: 0 for the default (64 KiB), else at least one answer
+	// (24 bytes); values above 1 GiB are taken as 1 GiB. Over it the server
+	// stops reading that client until it catches up.
 	MaxPendingOutput int
 	// IdleTimeout closes a connection that sent nothing for that long.
-	// Zero means never.
+	// Zero means never; else it is up to MaxIdleTimeout (576h, 24 days).
+	// Its resolution is a millisecond, and it rounds up: 200µs means 1ms,
+	// and a connection is never closed sooner than asked.
 	IdleTimeout time.Duration
 	// ProxyProtocol, for a server behind a load balancer such as HAProxy
 	// (send-proxy or send-proxy-v2), makes every connection begin with a
@@ -104,8 +129,8 @@ type Config struct {
 	// MaxConnsPerIP caps the connections open at once from one client
 	// address (with ProxyProtocol, the header's); past it a new one is
 	// closed at once, before it is served, and counted in
-	// Stats.RejectedPerIP. Zero means no cap. The poll and stdnet engines
-	// support it; New fails on evio.
+	// Stats.RejectedPerIP. Zero means no cap; it must not be negative. The
+	// poll and stdnet engines support it; New fails on evio.
 	MaxConnsPerIP int
 	// DirectSend makes the poll engine on Linux write each connection's
 	// answers with its own send(2), instead of submitting all the answers of
@@ -154,31 +179,36 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxMessage = DefaultMaxMessage
 	}
 	if c.MaxMessage < MinMaxMessage {
-		return c, fmt.Errorf("server: MaxMessage %d is below the minimum %d", c.MaxMessage, MinMaxMessage)
+		return c, rangeError("MaxMessage", c.MaxMessage, "0 (256) or 16 and up")
 	}
+	c.MaxMessage = min(c.MaxMessage, math.MaxInt32)
 	if c.Framing != FramingLine && c.Framing != FramingRaw {
-		return c, fmt.Errorf("server: unknown %v", c.Framing)
+		return c, fmt.Errorf("server: Framing %d is outside its range: FramingLine (0) or FramingRaw (1)", uint8(c.Framing))
 	}
 	if c.Loops == 0 {
-		c.Loops = runtime.GOMAXPROCS(0)
+		c.Loops = min(runtime.GOMAXPROCS(0), MaxLoops)
 	}
-	if c.Loops < 0 {
-		return c, fmt.Errorf("server: Loops %d is negative", c.Loops)
+	if c.Loops < 1 || c.Loops > MaxLoops {
+		return c, rangeError("Loops", c.Loops, fmt.Sprintf("0 (GOMAXPROCS) or 1 to %d", MaxLoops))
 	}
 	if c.MaxConns < 0 {
-		return c, fmt.Errorf("server: MaxConns %d is negative", c.MaxConns)
+		return c, rangeError("MaxConns", c.MaxConns, "0 (no limit) and up")
 	}
 	if c.MaxConnsPerIP < 0 {
-		return c, fmt.Errorf("server: MaxConnsPerIP %d is negative", c.MaxConnsPerIP)
+		return c, rangeError("MaxConnsPerIP", c.MaxConnsPerIP, "0 (no cap) and up")
 	}
 	if c.MaxPendingOutput == 0 {
 		c.MaxPendingOutput = DefaultMaxPendingOutput
 	}
 	if c.MaxPendingOutput < len(Answer) {
-		return c, fmt.Errorf("server: MaxPendingOutput %d is below one answer (%d bytes)", c.MaxPendingOutput, len(Answer))
+		return c, rangeError("MaxPendingOutput", c.MaxPendingOutput, fmt.Sprintf("0 (64 KiB) or %d (one answer) and up", len(Answer)))
 	}
-	if c.IdleTimeout < 0 {
-		return c, fmt.Errorf("server: IdleTimeout %v is negative", c.IdleTimeout)
+	c.MaxPendingOutput = min(c.MaxPendingOutput, maxPendingCap)
+	if c.IdleTimeout < 0 || c.IdleTimeout > MaxIdleTimeout {
+		return c, fmt.Errorf("server: IdleTimeout %v is outside its range: 0 (never) or up to %v", c.IdleTimeout, MaxIdleTimeout)
+	}
+	if c.IdleTimeout > 0 && c.IdleTimeout < time.Millisecond {
+		c.IdleTimeout = time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -202,4 +232,9 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// rangeError reports a Config field whose value is outside its range.
+func rangeError(field string, v int, valid string) error {
+	return fmt.Errorf("server: %s %d is outside its range: %s", field, v, valid)
 }

@@ -165,9 +165,11 @@ func (f *Framer) End(out []byte) []byte {
 
 // TracingFramer is a Framer that also reports every message it answers,
 // for debug logging. It keeps the unfinished message, at most MaxMessage
-// bytes, in a buffer allocated with the first byte held; after that Feed
-// and End do not allocate when out has room for the answers. Its answers
-// are exactly a Framer's.
+// bytes, in a buffer that grows with the bytes held, never ahead of them:
+// a client that sent one byte costs a few bytes, whatever MaxMessage. Once
+// the buffer has reached a connection's longest message, Feed and End do
+// not allocate when out has room for the answers. Its answers are exactly
+// a Framer's.
 type TracingFramer struct {
 	f     Framer
 	buf   []byte
@@ -233,11 +235,10 @@ func (t *TracingFramer) traceLine(in []byte) {
 	}
 }
 
-// hold appends b to the unfinished message.
+// hold appends b to the unfinished message. append grows the buffer by
+// what arrives, so its size follows the input, and traceLine keeps it
+// within MaxMessage.
 func (t *TracingFramer) hold(b []byte) {
-	if t.buf == nil && len(b) > 0 {
-		t.buf = make([]byte, 0, t.f.max)
-	}
 	t.buf = append(t.buf, b...)
 }
 

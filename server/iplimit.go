@@ -16,7 +16,7 @@ const ProxyHeaderTimeout = 3 * time.Second
 // Config.MaxConnsPerIP. Loops share it; it is touched only when the cap is
 // set, once as a connection opens and once as it closes.
 type ipLimit struct {
-	max int32
+	max int // any int: no address can have more than 2^31 open
 	mu  sync.Mutex
 	n   map[netip.Addr]int32
 }
@@ -25,14 +25,14 @@ func newIPLimit(max int) *ipLimit {
 	if max == 0 {
 		return nil
 	}
-	return &ipLimit{max: int32(max), n: make(map[netip.Addr]int32)}
+	return &ipLimit{max: max, n: make(map[netip.Addr]int32)}
 }
 
 // take counts a connection from a, unless a has max open already.
 func (l *ipLimit) take(a netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.n[a] >= l.max {
+	if int(l.n[a]) >= l.max {
 		return false
 	}
 	l.n[a]++

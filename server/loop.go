@@ -163,7 +163,7 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 		active:    newList(),
 		linger:    newList(),
 		logConns:  e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
-		idleTicks: uint32(min(e.cfg.IdleTimeout.Milliseconds(), 1<<31)),
+		idleTicks: idleTicks(e.cfg.IdleTimeout),
 	}
 	if !e.cfg.builtin {
 		l.protos = make(map[int32]Protocol)
@@ -175,6 +175,19 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 		l.ips = make(map[int32]netip.Addr)
 	}
 	return l, nil
+}
+
+// idleTicks is an IdleTimeout in ticks, 0 for none. Both the tick of a
+// connection's last input and the tick that ends its wait are truncated
+// to the millisecond, so the count is rounded up, plus one: a connection
+// then waits at least d, never less, and a positive d never becomes 0.
+// Config keeps d within MaxIdleTimeout, so the count stays below 2^31,
+// where the differences of ticks are exact.
+func idleTicks(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	return uint32((d+time.Millisecond-1)/time.Millisecond) + 1
 }
 
 // run is the loop: each turn waits for events, handles them, then ends
