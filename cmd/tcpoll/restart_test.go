@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -336,6 +337,128 @@ func TestUpgradeBrokenBinary(t *testing.T) {
 	}
 	syscall.Kill(next, syscall.SIGTERM)
 	waitGone(t, next, 15*time.Second)
+}
+
+// successorPid is the process ID of the last successor the server logged
+// starting ("upgrading").
+func successorPid(t *testing.T, p *proc) int {
+	t.Helper()
+	lines := p.log.matching(" msg=upgrading ")
+	if len(lines) == 0 {
+		t.Fatalf("no upgrading line:\n%s", p.log.tail())
+	}
+	_, rest, _ := strings.Cut(lines[len(lines)-1], " new_pid=")
+	pid, err := strconv.Atoi(strings.Fields(rest + " ")[0])
+	if err != nil {
+		t.Fatalf("no new_pid in %q", lines[len(lines)-1])
+	}
+	return pid
+}
+
+// waitComm waits until process pid runs the program named comm, as
+// /proc/pid/comm names it.
+func waitComm(t *testing.T, pid int, comm string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(b)) == comm {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d runs %q, want %q", pid, strings.TrimSpace(string(b)), comm)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestUpgradeStopWhilePending: SIGTERM while a SIGHUP waits for a successor
+// that never becomes ready starts the old process's graceful shutdown at
+// once (a client's last message is answered, then it gets a FIN) and stops
+// the successor beside it. The old process exits within -shutdown-timeout
+// and not before the successor is gone: killed at that deadline if it
+// ignores SIGTERM. A second SIGTERM ends both waits at once: for the
+// successor, and for the client, which here does not close its end, so
+// the old process would otherwise linger on it. (The old process used to
+// keep serving while it gave the successor 15 s, longer than systemd's
+// TimeoutStopSec, and ignored a second signal meanwhile.)
+func TestUpgradeStopWhilePending(t *testing.T) {
+	const grace = 5 * time.Second
+	// The FIN comes well before the deadline, and so does the second signal.
+	const prompt = 3 * time.Second
+	good, err := os.ReadFile(tcpollBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		successor  string        // a script; it never says it is ready
+		second     bool          // SIGTERM again once the client has its FIN, and keep it open
+		exitWithin time.Duration // of the last signal
+		kills      int           // lines saying the successor was killed
+	}{
+		{name: "successor stops", successor: "#!/bin/sh\nexec sleep 30\n", exitWithin: prompt},
+		// An ignored signal stays ignored across exec: sleep ignores SIGTERM.
+		{name: "successor ignores SIGTERM", successor: "#!/bin/sh\ntrap '' TERM\nexec sleep 30\n",
+			exitWithin: grace + 2*time.Second, kills: 1},
+		{name: "second signal", successor: "#!/bin/sh\ntrap '' TERM\nexec sleep 30\n",
+			second: true, exitWithin: time.Second, kills: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "tcpoll")
+			replaceBinary(t, bin, good, 0o755)
+			p := startServerBin(t, bin, nil, 0, "-shutdown-timeout", grace.String(), "-upgrade-timeout", "20s")
+			c := dial(t, p.addr)
+			if _, err := roundTrip(c, "before the upgrade"); err != nil {
+				t.Fatal(err)
+			}
+
+			replaceBinary(t, bin, []byte(tc.successor), 0o755)
+			syscall.Kill(p.pid, syscall.SIGHUP)
+			waitLog(t, p, "upgrading", 1)
+			child := successorPid(t, p)
+			killLater(t, child)
+			// Past the trap: a SIGTERM before it would end the shell.
+			waitComm(t, child, "sleep")
+
+			if _, err := io.WriteString(c, "just before the signal\n"); err != nil {
+				t.Fatal(err)
+			}
+			syscall.Kill(p.pid, syscall.SIGTERM)
+			last := time.Now()
+			c.SetDeadline(last.Add(prompt))
+			if err := readAnswers(c, 1); err != nil {
+				t.Fatalf("the message sent just before SIGTERM: %v", err)
+			}
+			var b [64]byte
+			if n, err := c.Read(b[:]); n > 0 || err != io.EOF {
+				t.Fatalf("after the answer: %q, %v; want EOF within %v of SIGTERM", b[:n], err, prompt)
+			}
+			t.Logf("answer and FIN %v after SIGTERM", time.Since(last).Round(time.Millisecond))
+			if tc.second {
+				syscall.Kill(p.pid, syscall.SIGTERM)
+				last = time.Now()
+			} else {
+				c.Close()
+			}
+			select {
+			case <-p.exited:
+			case <-time.After(tc.exitWithin):
+				t.Fatalf("the old process still runs %v after the last signal", tc.exitWithin)
+			}
+			t.Logf("the old process exited %v after the last signal: %v", time.Since(last).Round(time.Millisecond), p.werr)
+			// A shutdown cut short fails, so only an uncut one is checked.
+			if !tc.second && p.werr != nil {
+				t.Errorf("the old process exited with %v, want exit status 0", p.werr)
+			}
+			if !gone(child) {
+				t.Errorf("the successor, %d, outlives the old process", child)
+			}
+			if got := len(p.log.matching("killed it")); got != tc.kills {
+				t.Errorf("%d lines saying the successor was killed, want %d", got, tc.kills)
+			}
+		})
+	}
 }
 
 // notifySocket listens on a unix datagram socket for systemd's notify

@@ -27,28 +27,36 @@ func serveCmd(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cfg server.Config
 	fs.StringVar(&cfg.Addr, "addr", server.DefaultAddr, "listen `address` (host:port; empty host = all interfaces, IPv4 and IPv6)")
-	fs.IntVar(&cfg.MaxMessage, "max-message", server.DefaultMaxMessage, "longest unfinished message held, in `bytes` (at least 16)")
+	fs.IntVar(&cfg.MaxMessage, "max-message", server.DefaultMaxMessage, "longest unfinished message held, in `bytes`: 16 and up (above 2^31-1 taken as 2^31-1)")
 	framing := fs.String("framing", "line", "message framing: line or raw")
-	fs.IntVar(&cfg.Loops, "loops", 0, "event loops (0 = GOMAXPROCS)")
-	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "most concurrent connections (0 = descriptor limit)")
-	fs.IntVar(&cfg.MaxPendingOutput, "max-pending-output", server.DefaultMaxPendingOutput, "unread answers held per client before reading from it pauses, in `bytes`")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0 = never)")
+	fs.IntVar(&cfg.Loops, "loops", 0, "event loops: 0 (GOMAXPROCS) or 1 to 1024")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "most concurrent connections: 0 (the descriptor limit) and up")
+	fs.IntVar(&cfg.MaxPendingOutput, "max-pending-output", server.DefaultMaxPendingOutput, "unread answers held per client before reading from it pauses, in `bytes`: 24 and up (above 1 GiB taken as 1 GiB)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long: 0 (never) or up to 576h; never sooner than asked")
 	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "every connection begins with a PROXY protocol header, v1 or v2, from a load balancer (HAProxy's send-proxy or send-proxy-v2)")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client address, the PROXY header's with -proxy-protocol (0 = no limit)")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client address, the PROXY header's with -proxy-protocol: 0 (no limit) and up")
 	fs.BoolVar(&cfg.DirectSend, "direct-send", false, "Linux: send each client's answers with its own send(2) instead of one io_uring_enter per loop turn")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	verbose := fs.Bool("v", false, "log every connection and message (debug level)")
 	quiet := fs.Bool("q", false, "log warnings and errors only")
-	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for answers to flush")
+	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for answers to flush: above 0")
 	debugAddr := fs.String("debug-addr", "", "serve expvar counters on this `address` (e.g. 127.0.0.1:6060)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this `file` until the server stops")
 	pidFile := fs.String("pid-file", "", "write the server's process ID to this `file` once it serves (and the new process's after an upgrade)")
-	upgradeTimeout := fs.Duration("upgrade-timeout", 30*time.Second, "how long SIGHUP waits for the new process to serve before it gives up on it")
+	upgradeTimeout := fs.Duration("upgrade-timeout", 30*time.Second, "how long SIGHUP waits for the new process to serve before it gives up on it: above 0")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	// A timeout of 0 or less would end every shutdown, or every
+	// upgrade, before it began: closing clients' connections unanswered.
+	if *grace <= 0 {
+		return fmt.Errorf("-shutdown-timeout %v is outside its range: above 0", *grace)
+	}
+	if *upgradeTimeout <= 0 {
+		return fmt.Errorf("-upgrade-timeout %v is outside its range: above 0", *upgradeTimeout)
 	}
 	var err error
 	if cfg.Framing, err = server.ParseFraming(*framing); err != nil {
@@ -156,21 +164,22 @@ func serveCmd(args []string) error {
 		notify(log, "READY=1")
 	}
 
-	sig, handedOver, err := upgradeUntilStopped(srv, sigs, served, exe, *pidFile, *upgradeTimeout, log)
-	if err != nil {
-		return err
-	}
-	if !handedOver {
+	sig, pending, handedOver, err := upgradeUntilStopped(srv, sigs, served, exe, *pidFile, *upgradeTimeout, log)
+	switch {
+	case err != nil:
+		// Serve failed: nothing to shut down but a pending successor.
+	case handedOver:
+		log.Info("shutting down after the upgrade", "timeout", *grace)
+	default:
 		notify(log, "STOPPING=1")
 		log.Info("shutting down", "signal", sig.String(), "timeout", *grace)
-	} else {
-		log.Info("shutting down after the upgrade", "timeout", *grace)
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), *grace)
 	defer scancel()
 	// The signals stay caught: a SIGTERM now (systemd stopping the whole
 	// group while this process finishes after an upgrade, or an impatient
-	// operator) cuts the shutdown short instead of killing the process.
+	// operator) cuts the shutdown short instead of killing the process,
+	// and kills a successor still being stopped.
 	shut := make(chan struct{})
 	defer close(shut)
 	go func() {
@@ -187,12 +196,36 @@ func serveCmd(args []string) error {
 			}
 		}
 	}()
+	// A successor still starting stops beside this process, within the
+	// same deadline, rather than before it: its start-up has no bound that
+	// fits a stop (systemd's TimeoutStopSec=), and while it is awaited this
+	// process would go on accepting. However this process ends, it does
+	// not exit before the successor: nothing it started outlives it.
+	successorGone := make(chan struct{})
+	if pending == nil {
+		close(successorGone)
+	} else {
+		go func() {
+			defer close(successorGone)
+			stopSuccessor(sctx, pending, log)
+		}()
+	}
+	defer func() { <-successorGone }()
+	if err != nil {
+		return err
+	}
 	shutErr := srv.Shutdown(sctx)
 	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
 		return err
 	}
+	<-successorGone
 	if *pidFile != "" && !handedOver {
-		removePidFile(*pidFile)
+		pids := []int{os.Getpid()}
+		if pending != nil {
+			// It may have written its own before it was stopped.
+			pids = append(pids, pending.Pid())
+		}
+		removePidFile(*pidFile, pids...)
 	}
 	if shutErr != nil {
 		return fmt.Errorf("shutdown: %w", shutErr)
@@ -216,29 +249,22 @@ func inheritedListeners() (files []*os.File, ready *os.File, from string, err er
 
 // upgradeUntilStopped serves SIGHUPs, each starting a successor, until a
 // signal to stop (sig) or a successor that serves (handedOver: srv has
-// stopped accepting). A successor not ready by then is stopped. err is
-// Serve's, should the server fail first.
+// stopped accepting). err is Serve's, should the server fail first. It
+// returns at once: a successor started but not handed over is pending,
+// for the caller to stop (stopSuccessor) as it stops itself. It may have
+// become ready meanwhile; it is stopped all the same.
 func upgradeUntilStopped(srv *server.Server, sigs <-chan os.Signal, served <-chan error,
-	exe, pidFile string, timeout time.Duration, log *slog.Logger) (sig os.Signal, handedOver bool, err error) {
+	exe, pidFile string, timeout time.Duration, log *slog.Logger) (sig os.Signal, pending *upgrade.Child, handedOver bool, err error) {
 	var child *upgrade.Child
 	upgraded := make(chan error, 1) // the result of child.Wait
+	// Cancelled on the way out, so that child.Wait returns at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// On the way out, Wait ends a child that is not serving yet; one that
-	// became ready meanwhile is told to stop as this process does.
-	defer func() {
-		if child != nil && !handedOver {
-			cancel()
-			if err := <-upgraded; err == nil {
-				child.Stop()
-			}
-		}
-	}()
 	for {
 		select {
 		case sig = <-sigs:
 			if sig != syscall.SIGHUP {
-				return sig, false, nil
+				return sig, child, false, nil
 			}
 			if child != nil {
 				log.Warn("SIGHUP ignored: an upgrade is in progress", "new_pid", child.Pid())
@@ -271,12 +297,24 @@ func upgradeUntilStopped(srv *server.Server, sigs <-chan os.Signal, served <-cha
 				log.Error("stop accepting", "err", err)
 			}
 			log.Info("handed over", "new_pid", pid)
-			return nil, true, nil
+			return nil, nil, true, nil
 		case err := <-served:
 			// Serve returns before a signal only if the server failed.
-			return nil, false, err
+			return nil, child, false, err
 		}
 	}
+}
+
+// stopSuccessor stops a successor that was not handed over (SIGTERM), and
+// kills it if it is still running when ctx, this process's own shutdown
+// deadline, is done.
+func stopSuccessor(ctx context.Context, child *upgrade.Child, log *slog.Logger) {
+	log.Info("stopping the new process too", "new_pid", child.Pid())
+	if err := child.Stop(ctx); err != nil {
+		log.Warn("upgrade abandoned", "err", err)
+		return
+	}
+	log.Info("new process stopped", "new_pid", child.Pid())
 }
 
 // startSuccessor starts exe with this process's arguments and the
@@ -312,11 +350,18 @@ func writePidFile(path string) error {
 	return os.Rename(tmp, path)
 }
 
-// removePidFile removes path if it still names this process.
-func removePidFile(path string) {
+// removePidFile removes path if it still names one of pids, processes
+// that have stopped or are stopping.
+func removePidFile(path string, pids ...int) {
 	b, err := os.ReadFile(path)
-	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
-		os.Remove(path)
+	if err != nil {
+		return
+	}
+	for _, pid := range pids {
+		if strings.TrimSpace(string(b)) == strconv.Itoa(pid) {
+			os.Remove(path)
+			return
+		}
 	}
 }
 

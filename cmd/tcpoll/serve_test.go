@@ -254,6 +254,9 @@ func (p *proc) rss(t *testing.T) int64 {
 type debugVars struct {
 	Tcpoll     map[string]int64 `json:"tcpoll"`
 	Goroutines int              `json:"goroutines"`
+	Memstats   struct {
+		HeapAlloc uint64
+	} `json:"memstats"`
 }
 
 // The debug client keeps no connection open, so the server's goroutine

@@ -13,7 +13,9 @@
 //	                      byte and close it once serving
 //
 // A child that exits, closes the pipe without writing, or takes longer
-// than the timeout, has failed; the old process goes on serving.
+// than the timeout, has failed; the old process goes on serving. An old
+// process told to stop meanwhile stops the child too, within a deadline of
+// its choosing (Stop).
 package upgrade
 
 import (
@@ -122,21 +124,31 @@ func environ() []string {
 	return env
 }
 
-// Stop asks the child to stop as gracefully as it can (SIGTERM).
-func (c *Child) Stop() error { return c.cmd.Process.Signal(syscall.SIGTERM) }
+// Stop asks the child to stop as gracefully as it can (SIGTERM), and
+// waits for it to exit; if ctx is done first, it kills the child. Either
+// way the child is gone when Stop returns: the caller's deadline, not the
+// child, bounds the wait. The error says the child had to be killed. Stop
+// may be called while Wait waits, and on a child that has exited.
+func (c *Child) Stop(ctx context.Context) error {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+		return nil
+	case <-ctx.Done():
+	}
+	c.cmd.Process.Kill()
+	<-c.exited
+	return fmt.Errorf("new process %d did not stop (%v); killed it", c.Pid(), ctx.Err())
+}
 
 // Pid is the child's process ID.
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
 
-// stopWait bounds how long a child told to stop (SIGTERM) may take before
-// it is killed: its graceful shutdown, which defaults to 10 s.
-const stopWait = 15 * time.Second
-
 // Wait waits until the child is ready, or has failed: it exited, closed
 // the pipe without a word, or was not ready within timeout, in which case
-// Wait kills it. If ctx is done first, Wait asks the child to stop
-// (SIGTERM), and kills it after stopWait. After a failure the child is
-// gone.
+// Wait kills it. After a failure the child is gone. If ctx is done first,
+// Wait returns ctx's error at once and leaves the child as it is, ready
+// or not: the caller, which is stopping, ends it with Stop.
 func (c *Child) Wait(ctx context.Context, timeout time.Duration) error {
 	defer c.ready.Close()
 	got := make(chan error, 1)
@@ -170,15 +182,9 @@ func (c *Child) Wait(ctx context.Context, timeout time.Duration) error {
 	case <-t.C:
 		why = fmt.Errorf("not ready after %v", timeout)
 	case <-ctx.Done():
-		// The caller is stopping. The child may be serving already, so it
-		// is asked to stop as gracefully, and killed only if it will not.
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-			return fmt.Errorf("new process %d stopped: %w", c.Pid(), ctx.Err())
-		case <-time.After(stopWait):
-		}
-		why = ctx.Err()
+		// The caller is stopping, and stops the child beside itself. Not
+		// here: how long the child may take is the caller's to decide.
+		return fmt.Errorf("new process %d not ready yet: %w", c.Pid(), ctx.Err())
 	}
 	c.cmd.Process.Kill()
 	<-c.exited
