@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -152,6 +153,12 @@ type Config struct {
 	// Serve and Shutdown return once the queued records are written, or
 	// after a second if the writer is stuck.
 	Logger *slog.Logger
+	// Handler, when set, serves every connection instead of a Protocol:
+	// see Handler. MaxPendingOutput bounds each connection's pending
+	// output, and IdleTimeout, MaxConns, MaxConnsPerIP and ProxyProtocol
+	// apply as to a Protocol; MaxMessage and Framing do not. It excludes
+	// NewProtocol. The evio engine refuses it (errors.ErrUnsupported).
+	Handler Handler
 	// NewProtocol makes the protocol value for each new connection. Nil
 	// serves the acknowledgement protocol with MaxMessage and Framing.
 	NewProtocol func() Protocol
@@ -214,6 +221,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	} else if _, ok := c.Logger.Handler().(*LogQueue); !ok {
 		c.Logger = slog.New(NewLogQueue(c.Logger.Handler()))
+	}
+	if c.Handler != nil {
+		if c.NewProtocol != nil {
+			return c, errors.New("server: Handler and NewProtocol are exclusive")
+		}
+		return c, nil
 	}
 	if c.NewProtocol == nil {
 		max, framing, log := c.MaxMessage, c.Framing, c.Logger

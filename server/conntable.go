@@ -10,8 +10,9 @@ import (
 	"github.com/tcpoll/poll"
 )
 
-// conn is a connection's whole state while it is idle: 40 bytes in the
-// table, the acknowledgement protocol's Framer included. The read buffer
+// conn is a connection's whole state while it is idle: 48 bytes in the
+// table, the acknowledgement protocol's Framer or a Handler's handle
+// included. The read buffer
 // belongs to the loop, and an output buffer exists only while answers wait
 // for the socket.
 type conn struct {
@@ -32,6 +33,8 @@ type conn struct {
 	// other protocols' values live in the loop's protos map.
 	fr  Framer
 	out *outBuf
+	// h is the connection's handle when the server runs a Handler.
+	h *pollConn
 }
 
 func (c *conn) pending() int {
@@ -45,7 +48,7 @@ func (c *conn) pending() int {
 func (c *conn) reset() {
 	c.state, c.interest, c.since = 0, 0, 0
 	c.prev, c.next = -1, -1
-	c.fr, c.out = Framer{}, nil
+	c.fr, c.out, c.h = Framer{}, nil, nil
 }
 
 const (

@@ -24,6 +24,10 @@ import (
 
 const engineName = "evio"
 
+// handlers: evio has no way for another goroutine to write to a
+// connection without overwriting what is pending (evio issue #74).
+const handlers = false
+
 // The evio engine serves the protocol on github.com/tidwall/evio v1.0.8, for
 // comparison with the native engine. evio owns the sockets and calls back
 // with bytes; this file maps Config onto those callbacks as far as evio

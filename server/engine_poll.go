@@ -30,6 +30,9 @@ import (
 
 const engineName = "poll"
 
+// handlers: the engine serves a Config.Handler.
+const handlers = true
+
 type pollEngine struct {
 	cfg   *Config
 	st    *Stats
@@ -313,7 +316,12 @@ func (e *pollEngine) force() {
 // connection; comparisons use differences, so wrap-around (49 days) is
 // harmless.
 func (e *pollEngine) ticks() uint32 {
-	return uint32(time.Since(e.epoch) / time.Millisecond)
+	return uint32(e.now())
+}
+
+// now is the clock of ticks, unwrapped, for timers.
+func (e *pollEngine) now() int64 {
+	return int64(time.Since(e.epoch) / time.Millisecond)
 }
 
 const (

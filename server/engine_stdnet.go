@@ -27,6 +27,9 @@ import (
 
 const engineName = "stdnet"
 
+// handlers: not yet on this engine.
+const handlers = false
+
 // Timing of the goroutine-per-connection engine.
 const (
 	// stdLinger bounds how long a connection that sent "close" is drained
@@ -50,6 +53,20 @@ const (
 	// readable.
 	stdBackoffMin = 5 * time.Millisecond
 	stdBackoffMax = time.Second
+	// A graceful shutdown takes the connections queued on a listener
+	// before closing it (see takeQueued), at most stdAcceptQueued of them
+	// (the poll engine's acceptQueued) and for at most stdDrainMax. Each
+	// Accept has a deadline stdQueueWait ahead: Accept fails at once on a
+	// deadline already passed, while one still ahead lets it try
+	// accept(2) first, so a queued connection costs no wait and only the
+	// last Accept, finding the queue empty, waits it out. It leaves room
+	// on Windows, where an AcceptEx may complete through the completion
+	// port even for a connection already queued.
+	stdAcceptQueued = 1 << 14
+	stdQueueWait    = 5 * time.Millisecond
+	// stdReadMax bounds a connection's read buffer, as the poll engine's
+	// one per loop (readBufSize).
+	stdReadMax = 64 << 10
 )
 
 // stdnetEngine runs a goroutine per connection on package net. Blocking
@@ -72,12 +89,18 @@ type stdnetEngine struct {
 
 	draining atomic.Bool // Shutdown began: drain each connection, then close
 	killed   atomic.Bool // everything was closed at once
+	// held counts the accept loops that a deadline made wait for the
+	// stop (see acceptLoop), so that a test can know they take no more.
+	held atomic.Int32
 
 	mu       sync.Mutex
 	conns    map[*stdConn]struct{}
 	running  int  // accept loops and connection goroutines
 	served   bool // Serve was called
-	stopping bool // listeners closed: no new goroutines
+	stopping bool // no accept loop starts; the running ones end
+	// queueing: a graceful stop left the listeners to the accept loops,
+	// which take what is queued, then close them (see takeQueued).
+	queueing bool
 	// handedOver: StopAccepting was called; the accept loops return and
 	// the listeners stay open until the shutdown.
 	handedOver atomic.Bool
@@ -176,7 +199,7 @@ func (e *stdnetEngine) listenerFiles() ([]*os.File, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopping {
-		return nil, errors.New("server: stopping; the listeners are closed")
+		return nil, errors.New("server: stopping; the listeners are closed or about to be")
 	}
 	var files []*os.File
 	for _, ln := range e.lns {
@@ -244,7 +267,7 @@ func (e *stdnetEngine) shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.draining.Load() {
 		e.draining.Store(true)
-		e.stopLocked()
+		e.stopLocked(true)
 		now := time.Now()
 		for sc := range e.conns {
 			// Wake a Read blocked in the kernel; the connection then sees
@@ -269,23 +292,44 @@ func (e *stdnetEngine) shutdown(ctx context.Context) error {
 func (e *stdnetEngine) kill() {
 	e.mu.Lock()
 	e.killed.Store(true)
-	e.stopLocked()
+	if e.queueing {
+		// The accept loops may still be taking their queues: the close
+		// ends their Accept, and admit refuses what it returned.
+		for _, ln := range e.lns {
+			ln.Close()
+		}
+	}
+	e.stopLocked(false)
 	for sc := range e.conns {
 		sc.c.Close()
 	}
 	e.mu.Unlock()
 }
 
-// stopLocked closes the listeners, once. e.mu is held.
-func (e *stdnetEngine) stopLocked() {
+// stopLocked stops accepting, once. e.mu is held. Closing a listener
+// resets the connections in its queue, so on a graceful stop (takeQueued)
+// the accept loops take them first and close their listeners themselves;
+// the listeners close here at once after StopAccepting, whose queues
+// belong to the successor, where no accept loop runs, or on a kill.
+func (e *stdnetEngine) stopLocked(takeQueued bool) {
 	if e.stopping {
 		return
 	}
 	e.stopping = true
-	close(e.stop)
-	for _, ln := range e.lns {
-		ln.Close()
+	if takeQueued && e.served && !e.handedOver.Load() {
+		e.queueing = true
+		// The past deadline wakes a blocked Accept. It is set before
+		// e.stop closes, so that an accept loop that sees e.stop sets its
+		// own deadlines after this one.
+		for _, ln := range e.lns {
+			ln.(*net.TCPListener).SetDeadline(time.Unix(1, 0))
+		}
+	} else {
+		for _, ln := range e.lns {
+			ln.Close()
+		}
 	}
+	close(e.stop)
 	e.checkGoneLocked()
 }
 
@@ -319,8 +363,16 @@ func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 			if e.handedOver.Load() {
 				return
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Only a stop sets a deadline on a listener (besides
+				// StopAccepting, above), and it closes e.stop next. The
+				// tests set one to keep connections queued until then.
+				e.held.Add(1)
+				<-e.stop
+			}
 			select {
 			case <-e.stop:
+				e.takeQueued(ln)
 				return
 			default:
 			}
@@ -338,11 +390,39 @@ func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 			case <-t.C:
 			case <-e.stop:
 				t.Stop()
+				e.takeQueued(ln)
 				return
 			}
 			continue
 		}
 		backoff = 0
+		e.admit(c)
+	}
+}
+
+// takeQueued serves, on a graceful stop, the connections queued on ln,
+// as the poll engine's beginStop does, then closes ln. They drain as the
+// others do: their first read waits stdDrainWait for input on its way.
+// After StopAccepting the queue is the successor's, and after a kill ln
+// is closed already.
+func (e *stdnetEngine) takeQueued(ln net.Listener) {
+	if e.handedOver.Load() || e.killed.Load() {
+		return
+	}
+	defer ln.Close()
+	until := time.Now().Add(stdDrainMax)
+	for range stdAcceptQueued {
+		dl := time.Now().Add(stdQueueWait)
+		if dl.After(until) {
+			dl = until
+		}
+		ln.(*net.TCPListener).SetDeadline(dl)
+		c, err := ln.Accept()
+		if err != nil {
+			// Empty (a timeout), closed by a kill, or failing (out of
+			// descriptors, say): what is left is reset by the close.
+			return
+		}
 		e.admit(c)
 	}
 }
@@ -433,7 +513,14 @@ func (e *stdnetEngine) start(sc *stdConn, p Protocol, in []byte) (n int, why str
 	limit := e.ips != nil
 	if e.cfg.ProxyProtocol {
 		var h ProxyHeader
-		c.SetReadDeadline(time.Now().Add(ProxyHeaderTimeout))
+		wait := ProxyHeaderTimeout
+		if e.draining.Load() {
+			// Taken from the queue by a shutdown (takeQueued): the header
+			// is input on its way, waited for as long as any (the poll
+			// engine's beginStop).
+			wait = stdDrainWait
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
 		for {
 			m, err := c.Read(in)
 			used, done, herr := h.Feed(in[:m])
@@ -482,8 +569,9 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 	c := sc.c
 	p := e.cfg.NewProtocol()
 	// Reading no more than this keeps the answers to one read within
-	// MaxPendingOutput (see MaxExpansion).
-	in := make([]byte, max(256, e.cfg.MaxPendingOutput/MaxExpansion))
+	// MaxPendingOutput (see MaxExpansion); and no more than stdReadMax, so
+	// that a large MaxPendingOutput does not size every connection's buffer.
+	in := make([]byte, min(max(256, e.cfg.MaxPendingOutput/MaxExpansion), stdReadMax))
 	pre, why := e.start(sc, p, in)
 	if why != "" {
 		return why

@@ -38,6 +38,7 @@ const (
 	stDraining // shutdown: answer what is readable, then close
 	stBatched  // answers wait in the loop's send batch; c.out is nil
 	stProxy    // in the headers list: its PROXY header is not complete yet
+	stHeld     // reading paused by the Handler (Conn.PauseReading)
 )
 
 // loop is one event loop: a poller, its listeners, and the connections it
@@ -86,6 +87,12 @@ type loop struct {
 	// other than the built-in Framer, which lives in the conn itself.
 	protos map[int32]Protocol
 	free   []*outBuf
+	// tasks holds other goroutines' work for this loop's handled
+	// connections; ended, the handles whose OnClose is due at the end of
+	// the turn, when no call into the Handler is on the stack.
+	tasks  taskQueue
+	ended  []*pollConn
+	timers timerHeap
 
 	// ring sends a turn's answers together (see sendRing); nil where
 	// io_uring is unavailable or Config.DirectSend is set. Until the turn
@@ -165,7 +172,7 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 		logConns:  e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		idleTicks: idleTicks(e.cfg.IdleTimeout),
 	}
-	if !e.cfg.builtin {
+	if !e.cfg.builtin && e.cfg.Handler == nil {
 		l.protos = make(map[int32]Protocol)
 	}
 	if e.cfg.ProxyProtocol {
@@ -259,6 +266,9 @@ func (l *loop) run() {
 				l.readable(c, fd)
 			}
 		}
+		if l.e.cfg.Handler != nil {
+			l.runTasks()
+		}
 		l.expire()
 		l.endWaits()
 	}
@@ -268,7 +278,9 @@ func (l *loop) run() {
 // the turn, the batch's own failures included. It reports whether there
 // was anything to send.
 func (l *loop) endTurn() bool {
+	l.notifyClosed()
 	sent := l.sendBatch()
+	l.notifyClosed()
 	l.reap()
 	l.flushStats()
 	return sent
@@ -334,11 +346,19 @@ func (l *loop) timeout() time.Duration {
 	if l.acceptOff {
 		consider(l.acceptRetry)
 	}
+	if len(l.timers) > 0 {
+		// A timer years away wakes the loop once in a while, harmlessly:
+		// tick differences are exact only within 2^31.
+		consider(uint32(min(l.timers[0].at, l.e.now()+1<<30)))
+	}
 	if l.awaiting > 0 || l.awaitHeaders {
 		consider(l.drainAt)
 	}
 	if l.released >= releaseAfter {
 		consider(l.e.ticks() + releaseEvery) // try again when allowed
+	}
+	if len(l.ents) > 0 || len(l.ended) > 0 {
+		return 0 // written or ended by the last OnClose calls
 	}
 	if !have {
 		return -1
@@ -353,8 +373,11 @@ func (l *loop) timeout() time.Duration {
 // expire drops idle and lingering connections whose time is up, and
 // watches the listeners again after an accept back-off.
 func (l *loop) expire() {
-	if l.idleTicks == 0 && l.linger.head < 0 && l.headers.head < 0 && !l.acceptOff {
+	if l.idleTicks == 0 && l.linger.head < 0 && l.headers.head < 0 && !l.acceptOff && len(l.timers) == 0 {
 		return
+	}
+	for t := l.timers.due(l.e.now()); t != nil; t = l.timers.due(l.e.now()) {
+		t.f()
 	}
 	now := l.e.ticks()
 	for l.headers.head >= 0 {
@@ -372,6 +395,7 @@ func (l *loop) expire() {
 			break
 		}
 		l.e.st.IdleClosed.Add(1)
+		setWhy(c, ErrIdle)
 		l.drop(c, fd, "idle")
 	}
 	lt := uint32(lingerTime / time.Millisecond)

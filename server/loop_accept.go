@@ -217,9 +217,12 @@ func (l *loop) open(fd int) error {
 	g := c.gen.Load()
 	c.state = stOpen
 	c.interest = poll.Readable
-	if l.protos != nil {
+	switch {
+	case l.protos != nil:
 		l.protos[int32(fd)] = l.e.cfg.NewProtocol()
-	} else {
+	case l.e.cfg.Handler != nil:
+		l.newHandle(c, fd)
+	default:
 		c.fr = newFramer(l.e.cfg.MaxMessage, l.e.cfg.Framing)
 	}
 	c.since = l.e.ticks()

@@ -2,12 +2,18 @@
 
 package server
 
-import "golang.org/x/sys/unix"
+import (
+	"io"
+
+	"golang.org/x/sys/unix"
+)
 
 // finish stops reading and closes the connection once its answers are
 // written. At EOF the protocol answers any unfinished message first.
 func (l *loop) finish(c *conn, fd int, eof bool) {
-	if eof {
+	if eof && c.h != nil {
+		setWhy(c, io.EOF)
+	} else if eof {
 		var out []byte
 		if l.protos == nil {
 			out = c.fr.End(l.out[:0])
@@ -36,6 +42,14 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 // reset, which can destroy answers the client has not read yet; so send the
 // FIN alone and drain until the client closes too, for at most lingerTime.
 func (l *loop) closeGracefully(c *conn, fd int) {
+	if c.h != nil {
+		if c.h.pending.Load() > 0 {
+			// Writes queued before the close are still in the task
+			// queue: they go first (see wroteQueued).
+			return
+		}
+		l.endHandle(c)
+	}
 	if c.state&stEOF != 0 {
 		l.drop(c, fd, "")
 		return
@@ -55,6 +69,7 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 // fail drops a connection after a socket error.
 func (l *loop) fail(c *conn, fd int, err error) {
 	l.e.st.Resets.Add(1)
+	setWhy(c, err)
 	if l.logConns {
 		l.e.connErr.Log("fd", fd, "err", err)
 	}
@@ -102,6 +117,8 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	if c.out != nil {
 		l.putBuf(c.out)
 	}
+	setWhy(c, ErrServerClosed) // if nothing else ended it, the shutdown did
+	l.endHandle(c)
 	delete(l.protos, int32(fd))
 	if l.drain != nil {
 		if l.drain[fd] == drainAwait {

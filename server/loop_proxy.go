@@ -68,7 +68,7 @@ func (l *loop) admit(c *conn, fd int, src netip.AddrPort, fromHeader bool) bool 
 	// A header with no address (v2 LOCAL, v1 UNKNOWN) is the balancer's
 	// own connection: it counts against no client's cap.
 	limit := l.e.ips != nil && (fromHeader || !l.e.cfg.ProxyProtocol)
-	if !fromHeader && (limit || setter != nil || l.logConns) {
+	if !fromHeader && (limit || setter != nil || l.logConns || c.h != nil) {
 		src = peerAddr(fd)
 	}
 	if limit {
@@ -86,6 +86,12 @@ func (l *loop) admit(c *conn, fd int, src netip.AddrPort, fromHeader bool) bool 
 	}
 	if setter != nil {
 		setter.SetRemoteAddr(src)
+	}
+	if c.h != nil {
+		c.h.remote = src
+		c.h.opened = true
+		l.e.cfg.Handler.OnOpen(&c.h.Conn)
+		return c.state&stOpen != 0
 	}
 	return true
 }

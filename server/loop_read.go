@@ -16,7 +16,7 @@ func (l *loop) readable(c *conn, fd int) {
 		l.discard(c, fd)
 		return
 	}
-	if c.state&(stPaused|stNoRead) != 0 {
+	if c.state&(stPaused|stNoRead|stHeld) != 0 {
 		return
 	}
 	if c.state&stProxy != 0 {
@@ -66,8 +66,8 @@ func (l *loop) readable(c *conn, fd int) {
 // readSize is how much to read: no more than the answers to it can add
 // while keeping this client's unwritten answers within MaxPendingOutput.
 func (l *loop) readSize(c *conn) int {
-	room := l.e.cfg.MaxPendingOutput - c.pending()
-	return min(max(room/MaxExpansion, 1), len(l.buf))
+	room := l.e.cfg.MaxPendingOutput - l.outstanding(c)
+	return min(max(room/c.expansion(), 1), len(l.buf))
 }
 
 // consume hands input to the protocol and writes its answers. It reports
@@ -79,6 +79,10 @@ func (l *loop) consume(c *conn, fd int, in []byte) bool {
 	}
 	if l.idleTicks > 0 {
 		l.touch(c, fd)
+	}
+	if c.h != nil {
+		l.e.cfg.Handler.OnData(&c.h.Conn, in)
+		return c.state&(stOpen|stNoRead) == stOpen
 	}
 	var out []byte
 	var done bool

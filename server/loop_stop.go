@@ -64,6 +64,7 @@ func (l *loop) startDrain(c *conn, fd int) {
 	if c.state&(stOpen|stNoRead|stProxy) != stOpen {
 		return
 	}
+	setWhy(c, ErrServerClosed)
 	c.state |= stDraining
 	if n := unread(fd); n > 0 {
 		if l.drain[fd] == drainAwait {

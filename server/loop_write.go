@@ -33,6 +33,7 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 			return false
 		}
 		l.bytesOut += int64(n)
+		c.sent(n)
 		if n == len(out) {
 			return true
 		}
@@ -48,7 +49,7 @@ func (l *loop) keep(c *conn, fd int, out []byte) bool {
 		c.out = l.getBuf()
 	}
 	c.out.append(out, l.e.cfg.MaxPendingOutput+MaxExpansion)
-	if c.state&stPaused == 0 && c.pending() > l.e.cfg.MaxPendingOutput-MaxExpansion {
+	if c.state&stPaused == 0 && l.outstanding(c) > l.e.cfg.MaxPendingOutput-c.expansion() {
 		c.state |= stPaused
 		l.e.st.Backpressure.Add(1)
 	}
@@ -169,6 +170,7 @@ func (l *loop) sendBatch() bool {
 			continue
 		}
 		l.bytesOut += int64(n)
+		c.sent(n)
 		switch {
 		case n < len(out):
 			l.keep(c, fd, out[n:])
@@ -200,11 +202,12 @@ func (l *loop) flush(c *conn, fd int) bool {
 		return false
 	}
 	l.bytesOut += int64(n)
+	c.sent(n)
 	if c.out.consume(n) {
 		l.putBuf(c.out)
 		c.out = nil
 	}
-	if c.state&stPaused != 0 && c.pending() <= l.e.cfg.MaxPendingOutput/2 {
+	if c.state&stPaused != 0 && l.outstanding(c) <= l.e.cfg.MaxPendingOutput/2 {
 		c.state &^= stPaused
 		if c.state&stDraining != 0 {
 			l.readable(c, fd)
@@ -224,7 +227,7 @@ func (l *loop) flush(c *conn, fd int) bool {
 // setInterest makes the poller registration match the state.
 func (l *loop) setInterest(c *conn, fd int) {
 	var in poll.Interest
-	if c.state&(stPaused|stNoRead) == 0 || c.state&stLinger != 0 {
+	if c.state&(stPaused|stNoRead|stHeld) == 0 || c.state&stLinger != 0 {
 		in |= poll.Readable
 	}
 	if c.out != nil {

@@ -243,4 +243,48 @@ func TestMaxConnsPerIP(t *testing.T) {
 			t.Errorf("RejectedPerIP = %d; want 1", n)
 		}
 	})
+	// A closed connection gives back exactly its own place: released
+	// twice, it would let the address past its cap. And an address whose
+	// last connection closed is forgotten: kept, every client that ever
+	// came would stay in memory.
+	t.Run("release", func(t *testing.T) {
+		s, ok := limitServer(t, server.Config{MaxConnsPerIP: 2, ProxyProtocol: true})
+		if !ok {
+			return
+		}
+		a := netip.MustParseAddrPort("192.0.2.1:1000")
+		open := func(port uint16) *client {
+			c := dial(t, s.Addr())
+			c.send(proxyV2(netip.AddrPortFrom(a.Addr(), port)) + "hi\n")
+			return c
+		}
+		first, second := open(1), open(2)
+		first.expect(server.Answer)
+		second.expect(server.Answer)
+		first.send("close\n")
+		first.expectEnd(server.Closing)
+		waitFor(t, "the first connection closed", func() bool { return s.Stats().Open.Load() == 1 })
+		third := open(3)
+		third.expect(server.Answer)
+		fourth := open(4)
+		if got, _ := fourth.readEnd(); got != "" {
+			t.Fatalf("a third open connection from %v: read %q; want it closed unanswered", a.Addr(), got)
+		}
+		if n := s.Stats().RejectedPerIP.Load(); n != 1 {
+			t.Errorf("RejectedPerIP = %d; want 1", n)
+		}
+		for i := range 50 {
+			c := dial(t, s.Addr())
+			c.send(proxyV1(netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 1000)) + "close\n")
+			c.expectEnd(server.Closing)
+		}
+		for _, c := range []*client{second, third} {
+			c.send("close\n")
+			c.expectEnd(server.Closing)
+		}
+		waitFor(t, "every connection closed", func() bool { return s.Stats().Open.Load() == 0 })
+		if n := server.IPEntries(s); n != 0 {
+			t.Fatalf("%d client addresses still tracked with no connection open; want 0", n)
+		}
+	})
 }

@@ -33,6 +33,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -73,6 +74,9 @@ func New(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Handler != nil && !handlers {
+		return nil, fmt.Errorf("server: the %s engine has no Handler: %w", engineName, errors.ErrUnsupported)
 	}
 	startRuntimePoller()
 	st := new(Stats)

@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpoll/poll/server"
+)
+
+// gate is the line protocol, except that its Feed of a message "block"
+// waits for release: on the poll engine Feed runs on the loop, so with
+// one loop nothing is accepted meanwhile.
+type gate struct {
+	f       *server.Framer
+	entered chan<- struct{}
+	release <-chan struct{}
+}
+
+func (g *gate) Feed(out, in []byte) ([]byte, bool) {
+	if bytes.Contains(in, []byte("block\n")) {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.f.Feed(out, in)
+}
+
+func (g *gate) End(out []byte) []byte { return g.f.End(out) }
+
+// startBlocked serves one loop (cfg's other fields as given), connects a
+// client and has the server stop in that client's Feed, then makes it
+// leave new connections queued: on the poll engine the blocked loop does,
+// on stdnet HoldAccepts. It returns the server, that client, whose
+// message "block\n" is answered once unblock is called, and unblock.
+func startBlocked(t *testing.T, cfg server.Config) (s *server.Server, blocker *client, unblock func()) {
+	t.Helper()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	cfg.Loops = 1
+	cfg.NewProtocol = func() server.Protocol {
+		return &gate{f: server.NewFramer(server.DefaultMaxMessage, server.FramingLine), entered: entered, release: release}
+	}
+	s = startServer(t, cfg)
+	if s.Engine() == "evio" {
+		t.Skip("evio accepts inside the library: nothing can keep connections queued until Shutdown")
+	}
+	var once sync.Once
+	unblock = func() { once.Do(func() { close(release) }) }
+	// Before the server's own cleanup, which would wait for the loop.
+	t.Cleanup(unblock)
+	blocker = dial(t, s.Addr())
+	// A round trip first: the poll engine reads a connection it has just
+	// accepted at once, and a Feed that blocked there would leave the
+	// rest of the accept batch to be taken after it returns.
+	blocker.send("hi\n")
+	blocker.expect(server.Answer)
+	blocker.send("block\n")
+	select {
+	case <-entered:
+	case <-time.After(ioTimeout):
+		t.Fatal("Feed of \"block\" not called")
+	}
+	if !server.HoldAccepts(s) && s.Engine() != "poll" {
+		t.Fatalf("engine %s: its accept loops could not be held", s.Engine())
+	}
+	return s, blocker, unblock
+}
+
+// shutdownUnblocked starts s's Shutdown, waits until every part of the
+// engine has been told, then unblocks it; the result comes on the
+// channel.
+func shutdownUnblocked(t *testing.T, s *server.Server, unblock func()) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	waitFor(t, "Shutdown to reach the engine", func() bool { return server.StopRequested(s) })
+	unblock()
+	return done
+}
+
+// TestShutdownServesAcceptQueue: connections waiting in a listener's
+// accept queue when Shutdown begins, their handshakes done and their
+// messages sent, are served as accepted ones are: each client reads its
+// answer, then EOF. Closing the listener first resets them.
+func TestShutdownServesAcceptQueue(t *testing.T) {
+	const queued = 8
+	s, blocker, unblock := startBlocked(t, server.Config{})
+	var cs []*client
+	for range queued {
+		c := dial(t, s.Addr())
+		c.send("m\n")
+		cs = append(cs, c)
+	}
+	done := shutdownUnblocked(t, s, unblock)
+	blocker.expectEnd(server.Answer)
+	for i, c := range cs {
+		if got, err := c.readEnd(); got != server.Answer || err != nil {
+			t.Errorf("queued client %d: read %q then %v; want %q then EOF", i, got, err, server.Answer)
+		}
+		c.c.Close() // as expectEnd does: the server lingers until then
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	st := s.Stats()
+	if got, want := st.Accepted.Load(), int64(1+queued); got != want {
+		t.Errorf("Accepted = %d, want %d", got, want)
+	}
+	// Holding the queue sets a deadline on the listeners (HoldAccepts),
+	// as a stop does: no accept error.
+	if n := st.AcceptErrors.Load(); n != 0 {
+		t.Errorf("AcceptErrors = %d, want 0", n)
+	}
+}
+
+// TestShutdownLeavesHandedOverQueue: after StopAccepting, the connections
+// queued on the listeners are the successor's: Shutdown closes this
+// server's copies of the sockets without taking them, and the successor
+// serves them.
+func TestShutdownLeavesHandedOverQueue(t *testing.T) {
+	if !supportsListeners(t) {
+		t.Skip("this engine has no Listeners (TestListenersEvioRefuses)")
+	}
+	const queued = 4
+	old, blocker, unblock := startBlocked(t, server.Config{})
+	files, err := old.ListenerFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		t.Cleanup(func() { f.Close() })
+	}
+	if err := old.StopAccepting(); err != nil {
+		t.Fatal(err)
+	}
+	var cs []*client
+	for range queued {
+		c := dial(t, old.Addr())
+		c.send("m\n")
+		cs = append(cs, c)
+	}
+	done := shutdownUnblocked(t, old, unblock)
+	blocker.expectEnd(server.Answer)
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if got := old.Stats().Accepted.Load(); got != 1 {
+		t.Errorf("old server accepted %d, want 1: it took the successor's queue", got)
+	}
+	startServer(t, server.Config{Listeners: files})
+	for _, c := range cs {
+		c.expect(server.Answer)
+		c.send("close\n")
+		c.expectEnd(server.Closing)
+	}
+}

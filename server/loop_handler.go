@@ -1,0 +1,243 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix)
+
+package server
+
+import (
+	"sync"
+	"time"
+)
+
+// A connection served by a Handler (Config.Handler) has a pollConn: the
+// handle the Handler and other goroutines hold. Only the loop that owns
+// the connection acts on it. Another goroutine's write, close or function
+// is a task in the loop's queue; the loop runs the queue once a turn,
+// after the events, and a task for a handle that has ended is dropped, so
+// a handle never reaches the socket that takes its number next.
+
+// pollConn is a Conn of the poll engine. fd and ended are the loop's.
+type pollConn struct {
+	Conn
+	l  *loop
+	fd int32
+	// opened: OnOpen was called, so OnClose will be.
+	opened bool
+	// ended: the connection has ended (FIN sent, or dropped); the slot
+	// may belong to another connection already.
+	ended bool
+	// why is OnClose's reason, once one is known (whySet).
+	why    error
+	whySet bool
+}
+
+// taskQueue holds tasks for a loop's connections from other goroutines.
+type taskQueue struct {
+	mu    sync.Mutex
+	items []pollTask
+	spare []pollTask
+}
+
+type pollTask struct {
+	pc *pollConn
+	t  task
+}
+
+func (pc *pollConn) post(c *Conn, t task) error {
+	q := &pc.l.tasks
+	q.mu.Lock()
+	if c.closed.Load() {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	q.items = append(q.items, pollTask{pc, t})
+	q.mu.Unlock()
+	pc.l.p.Wake()
+	return nil
+}
+
+func (pc *pollConn) write(c *Conn, b []byte) error {
+	l := pc.l
+	fd := int(pc.fd)
+	l.write(l.e.table.get(fd), fd, b)
+	return nil
+}
+
+func (pc *pollConn) setReading(c *Conn, on bool) {
+	if pc.ended {
+		return
+	}
+	l := pc.l
+	fd := int(pc.fd)
+	s := l.e.table.get(fd)
+	if on {
+		s.state &^= stHeld
+	} else {
+		s.state |= stHeld
+	}
+	l.setInterest(s, fd)
+}
+
+func (pc *pollConn) afterFunc(c *Conn, d time.Duration, f func()) *Timer {
+	l := pc.l
+	t := &Timer{at: l.e.now() + ceilTicks(d), f: func() {
+		if !pc.ended {
+			f()
+		}
+	}}
+	l.timers.push(t)
+	return t
+}
+
+// ceilTicks is d in ticks, rounded up, plus one for the truncation of the
+// tick it starts from: a timer never runs sooner than asked.
+func ceilTicks(d time.Duration) int64 {
+	if d <= 0 {
+		return 1
+	}
+	return int64(min((d+time.Millisecond-1)/time.Millisecond, 1<<50)) + 1
+}
+
+// newHandle gives a connection just accepted its handle.
+func (l *loop) newHandle(c *conn, fd int) {
+	pc := &pollConn{l: l, fd: int32(fd)}
+	pc.eng = pc
+	pc.max = int64(l.e.cfg.MaxPendingOutput)
+	c.h = pc
+}
+
+// setWhy records why a handled connection ends, unless a reason was
+// recorded already: the first is the cause, what follows its effect.
+func setWhy(c *conn, why error) {
+	if c.h != nil && !c.h.whySet {
+		c.h.why, c.h.whySet = why, true
+	}
+}
+
+// endHandle ends a connection's handle: at the FIN of a graceful close,
+// or when the connection is dropped. Writes fail from then on, and writers
+// waiting for room wake to find ErrClosed. The Handler hears of it at the
+// end of the turn (notifyClosed): an OnClose called from within a Write
+// that failed would run inside the Handler's own OnData.
+func (l *loop) endHandle(c *conn) {
+	pc := c.h
+	if pc == nil || pc.ended {
+		return
+	}
+	pc.ended = true
+	l.stopWrites(pc)
+	pc.signalRoom()
+	if pc.opened {
+		l.ended = append(l.ended, pc)
+	}
+}
+
+// notifyClosed calls OnClose for the handles that ended in this turn.
+func (l *loop) notifyClosed() {
+	for len(l.ended) > 0 {
+		pc := l.ended[0]
+		l.ended[0] = nil
+		l.ended = l.ended[1:]
+		l.e.cfg.Handler.OnClose(&pc.Conn, pc.why)
+	}
+	l.ended = l.ended[:0]
+}
+
+// stopWrites makes every later write to pc fail. Under the queue's lock,
+// so a write either is pollTask before it (and sent before the FIN) or
+// fails.
+func (l *loop) stopWrites(pc *pollConn) {
+	l.tasks.mu.Lock()
+	pc.closed.Store(true)
+	l.tasks.mu.Unlock()
+}
+
+// runTasks runs the tasks pollTask so far. A task for a handle that has
+// ended is dropped.
+func (l *loop) runTasks() {
+	q := &l.tasks
+	q.mu.Lock()
+	ts := q.items
+	q.items, q.spare = q.spare[:0], ts
+	q.mu.Unlock()
+	for i := range ts {
+		pc, t := ts[i].pc, ts[i].t
+		ts[i] = pollTask{} // the task's bytes and function go now
+		if pc.ended {
+			continue
+		}
+		fd := int(pc.fd)
+		c := l.e.table.get(fd)
+		switch t.kind {
+		case taskWrite:
+			if l.write(c, fd, t.b) {
+				l.wroteQueued(c, fd)
+			}
+		case taskRun:
+			t.f()
+		case taskClose:
+			setWhy(c, t.why)
+			l.stopWrites(pc)
+			if c.state&stNoRead == 0 {
+				l.finish(c, fd, false)
+			}
+		case taskAbort:
+			setWhy(c, t.why)
+			l.drop(c, fd, "aborted")
+		}
+	}
+}
+
+// wroteQueued follows a pollTask write: a connection closing gracefully
+// sends its FIN once the writes pollTask before its close are out, and one
+// whose reading paused for its output may read again.
+func (l *loop) wroteQueued(c *conn, fd int) {
+	if c.state&stClosing != 0 && c.out == nil && c.state&stBatched == 0 {
+		l.closeGracefully(c, fd)
+		return
+	}
+	if c.state&stPaused != 0 && c.out == nil {
+		l.resume(c, fd)
+	}
+}
+
+// resume lets a connection whose reading paused for its pending output
+// read again, once that is down to half the bound.
+func (l *loop) resume(c *conn, fd int) {
+	if l.outstanding(c) > l.e.cfg.MaxPendingOutput/2 {
+		return
+	}
+	c.state &^= stPaused
+	if c.state&stDraining != 0 {
+		l.readable(c, fd)
+		if c.state&stOpen == 0 {
+			return
+		}
+	}
+	l.setInterest(c, fd)
+}
+
+// outstanding is a connection's output not yet taken by the kernel: its
+// pollTask answers, or for a handled connection its handle's count, which
+// takes in the writes waiting in the task queue too.
+func (l *loop) outstanding(c *conn) int {
+	if c.h != nil {
+		return int(c.h.pending.Load())
+	}
+	return c.pending()
+}
+
+// expansion is the most output a connection's input can make per byte,
+// as far as its reading is sized and paused: a Handler's output need not
+// follow its input, so it is taken as one.
+func (c *conn) expansion() int {
+	if c.h != nil {
+		return 1
+	}
+	return MaxExpansion
+}
+
+// sent uncounts output the kernel took.
+func (c *conn) sent(n int) {
+	if c.h != nil && n > 0 {
+		c.h.sent(n)
+	}
+}
