@@ -27,10 +27,11 @@ type Record struct {
 	Server string `json:"server"`
 	// Check is "ok" or "FAIL": the outcome of tcpoll check.
 	Check string `json:"check"`
-	// Kind is "check", "load", "idle", "churn", "nonreading" or "storm".
+	// Kind is "check", "load", "idle", "churn", "nonreading", "storm" or
+	// "chat".
 	Kind   string          `json:"kind"`
-	Round  int             `json:"round,omitempty"`  // load, idle, churn: 1, 2, ...
-	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"
+	Round  int             `json:"round,omitempty"`  // load, idle, churn, chat: 1, 2, ...
+	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"; chat: the scenario
 	Failed string          `json:"failed,omitempty"` // check: the summary line
 	Error  string          `json:"error,omitempty"`  // the measurement itself failed
 	Result json.RawMessage `json:"result,omitempty"`
@@ -179,6 +180,8 @@ type report struct {
 	nonreadErr map[string]string
 	storm      map[string]*StormResult
 	stormErr   map[string]string
+
+	chat chatRecords // the chat cell's, of servers of its own
 }
 
 func build(recs []Record) *report {
@@ -197,8 +200,13 @@ func build(recs []Record) *report {
 		nonreadErr: map[string]string{},
 		storm:      map[string]*StormResult{},
 		stormErr:   map[string]string{},
+		chat:       newChatRecords(),
 	}
 	for _, rec := range recs {
+		if rec.Kind == "chat" {
+			r.chat.add(rec)
+			continue
+		}
 		if !slices.Contains(r.servers, rec.Server) {
 			r.servers = append(r.servers, rec.Server)
 		}
@@ -384,6 +392,8 @@ func (r *report) markdown(w io.Writer) {
 	})
 	r.nonreadTable(w)
 	r.stormTable(w)
+	r.chat.table(w)
+	r.chat.bars(w)
 }
 
 // churnTable writes the churn cell's medians, if it ran.
@@ -586,31 +596,11 @@ func (r *report) bars(w io.Writer) {
 			op = "≥"
 		}
 		label := fmt.Sprintf("%s %s %s %.1f× %s", b.what, b.where, op, b.limit, b.peer)
-		ours, theirs := b.figure(r, "tcpoll"), b.figure(r, b.peer)
-		var rounds []int
-		for n := range ours {
-			if theirs[n] > 0 {
-				rounds = append(rounds, n)
-			}
+		theirs := b.figure(r, b.peer)
+		if !r.passed(b.peer) {
+			theirs = nil
 		}
-		if !r.passed(b.peer) || len(rounds) == 0 {
-			fmt.Fprintf(w, "| %s | not measured | | |\n", label)
-			continue
-		}
-		slices.Sort(rounds)
-		var ratios []float64
-		var each []string
-		for _, n := range rounds {
-			x := ours[n] / theirs[n]
-			ratios = append(ratios, x)
-			each = append(each, fmt.Sprintf("%.2f", x))
-		}
-		m := median(ratios)
-		met := m <= b.limit
-		if b.atLeast {
-			met = m >= b.limit
-		}
-		fmt.Fprintf(w, "| %s | %s | %.3f | %s |\n", label, strings.Join(each, " "), m, metWord(met))
+		ratioRow(w, label, b.figure(r, "tcpoll"), theirs, b.limit, b.atLeast)
 	}
 	if runs := r.idle["tcpoll"]; len(runs) > 0 {
 		ir, ticks := medianIdle(runs)
@@ -621,6 +611,36 @@ func (r *report) bars(w io.Writer) {
 	r.nonreadBars(w)
 	r.stormBar(w)
 	fmt.Fprintf(w, "\nThe framing bar (≥ 1 GB/s on 16-byte messages, 0 allocs/op) is measured by bench/micro: see micro.md.\n")
+}
+
+// ratioRow writes the row of a bar on the ratio of ours to theirs, each a
+// figure by round: each round's ratio, where both were measured, and
+// their median, which the bar judges against limit.
+func ratioRow(w io.Writer, label string, ours, theirs map[int]float64, limit float64, atLeast bool) {
+	var rounds []int
+	for n := range ours {
+		if theirs[n] > 0 {
+			rounds = append(rounds, n)
+		}
+	}
+	if len(rounds) == 0 {
+		fmt.Fprintf(w, "| %s | not measured | | |\n", label)
+		return
+	}
+	slices.Sort(rounds)
+	var ratios []float64
+	var each []string
+	for _, n := range rounds {
+		x := ours[n] / theirs[n]
+		ratios = append(ratios, x)
+		each = append(each, fmt.Sprintf("%.2f", x))
+	}
+	m := median(ratios)
+	met := m <= limit
+	if atLeast {
+		met = m >= limit
+	}
+	fmt.Fprintf(w, "| %s | %s | %.3f | %s |\n", label, strings.Join(each, " "), m, metWord(met))
 }
 
 // The non-reading cell's bars.
