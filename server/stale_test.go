@@ -77,9 +77,24 @@ func serverFD(t *testing.T, c net.Addr) int {
 // socket from the wrong loop, and feeds loop 0's protocol for a number it
 // does not own. It needs neither the race detector nor luck: loop 0 turns
 // without rest on A's EOF.
+//
+// The kernel gives the lowest free number, and something else in this
+// process may take A's number first (seen once in four runs with every
+// test's server on handoff): then the test starts over, on a new server.
 func TestStaleEventsNeverReachNextOwner(t *testing.T) {
 	defer func(v bool) { spreadByHandoff = v }(spreadByHandoff)
 	spreadByHandoff = true
+	for range 5 {
+		if staleAttempt(t) {
+			return
+		}
+	}
+	t.Fatal("B never got A's descriptor number in five attempts")
+}
+
+// staleAttempt is TestStaleEventsNeverReachNextOwner on one server; it
+// reports false if B did not get A's number.
+func staleAttempt(t *testing.T) bool {
 	blocked, release, fed := make(chan struct{}, 1), make(chan struct{}), make(chan string, 16)
 	s, err := New(Config{Addr: "127.0.0.1:0", Loops: 2, NewProtocol: func() Protocol {
 		return &blocker{NewFramer(DefaultMaxMessage, FramingLine), blocked, release, fed}
@@ -161,7 +176,8 @@ func TestStaleEventsNeverReachNextOwner(t *testing.T) {
 		}
 		defer unix.Close(d)
 		if d > num {
-			t.Fatalf("descriptor %d is taken again before the server could reuse it", num)
+			t.Logf("descriptor %d was taken again before the server could reuse it", num)
+			return false
 		}
 	}
 	if err := unix.Connect(b, &unix.SockaddrInet4{Port: s.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
@@ -170,7 +186,8 @@ func TestStaleEventsNeverReachNextOwner(t *testing.T) {
 	sa, _ := unix.Getsockname(b)
 	in4 := sa.(*unix.SockaddrInet4)
 	if got := serverFD(t, &net.TCPAddr{IP: net.IP(in4.Addr[:]), Port: in4.Port}); got != num {
-		t.Fatalf("B has descriptor %d in the server, want A's old %d", got, num)
+		t.Logf("B has descriptor %d in the server, not A's old %d", got, num)
+		return false
 	}
 
 	// B holds loop 1 in its protocol; its next input waits for loop 1.
@@ -192,6 +209,7 @@ func TestStaleEventsNeverReachNextOwner(t *testing.T) {
 	if got := readN(b, 2*len(Answer)); got != Answer+Answer {
 		t.Fatalf("B read %q, want two answers", got)
 	}
+	return true
 }
 
 // readEnd reads c until EOF or an error, for at most d.
