@@ -27,8 +27,8 @@ import (
 
 const engineName = "stdnet"
 
-// handlers: not yet on this engine.
-const handlers = false
+// handlers: the engine serves a Config.Handler (see stdnet_handler.go).
+const handlers = true
 
 // Timing of the goroutine-per-connection engine.
 const (
@@ -463,6 +463,11 @@ const (
 func (e *stdnetEngine) setReadDeadline(sc *stdConn, cur int) int {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	return e.setReadDeadlineLocked(sc, cur)
+}
+
+// setReadDeadlineLocked is setReadDeadline with sc.mu held.
+func (e *stdnetEngine) setReadDeadlineLocked(sc *stdConn, cur int) int {
 	now := time.Now()
 	switch {
 	case e.draining.Load():
@@ -490,7 +495,12 @@ func (e *stdnetEngine) setReadDeadline(sc *stdConn, cur int) int {
 
 func (e *stdnetEngine) serveConn(sc *stdConn) {
 	c := sc.c
-	why := e.converse(sc)
+	var why string
+	if e.cfg.Handler != nil {
+		why = e.converseHandler(sc)
+	} else {
+		why = e.converse(sc)
+	}
 	c.Close()
 	if sc.counted {
 		e.ips.release(sc.remote.Addr())
@@ -674,10 +684,17 @@ func (e *stdnetEngine) failed(err error) string {
 // stdLinger (stdShutdownLinger once shutting down), so that the Close that
 // follows finds nothing unread and sends no reset. It returns why.
 func (e *stdnetEngine) linger(sc *stdConn, buf []byte, why string) string {
-	c := sc.c
-	if cw, ok := c.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+	if cw, ok := sc.c.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
 		return why
 	}
+	return e.drainToEOF(sc, buf, why)
+}
+
+// drainToEOF discards input until the client's EOF, for at most stdLinger
+// (stdShutdownLinger once shutting down), once the FIN is sent. It returns
+// why.
+func (e *stdnetEngine) drainToEOF(sc *stdConn, buf []byte, why string) string {
+	c := sc.c
 	deadline := time.Now().Add(stdLinger)
 	short := false
 	for {

@@ -292,9 +292,11 @@ func (t *Timer) Stop() bool {
 
 // AfterFunc runs f on the connection's loop once d has passed, unless the
 // connection has ended by then or the timer was stopped. On the loop only.
-// A loop keeps its timers in one heap and reads its earliest once a turn
-// to bound its wait: no goroutine and no runtime timer per connection,
-// arming and stopping in O(log n), nothing at all while idle.
+// The poll engine keeps a loop's timers in one heap and reads its earliest
+// once a turn to bound its wait: no goroutine and no runtime timer per
+// connection, arming and stopping in O(log n), nothing at all while idle.
+// The stdnet engine, a goroutine per connection already, arms one runtime
+// timer per connection for the earliest of its timers.
 func (c *Conn) AfterFunc(d time.Duration, f func()) *Timer { return c.eng.afterFunc(c, d, f) }
 
 // timerHeap is a loop's timers, earliest first.

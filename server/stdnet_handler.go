@@ -1,0 +1,585 @@
+//go:build !evio && (stdnet || !(linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix))
+
+package server
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// A connection served by a Handler (Config.Handler) on the stdnet engine
+// has a stdHandle and two goroutines: its reader (serveConn) reads and
+// calls the Handler, and its writer sends the queued writes with blocking
+// Writes, then the FIN of a graceful close. Every call into the Handler
+// for the connection (OnOpen, OnData, Run's functions, timers, OnClose)
+// holds the handle's mu, so they never overlap; Run's functions and the
+// timers run on a goroutine started while there are some (runLoop).
+//
+// The connection ends in one of two ways. Gracefully (Close, the client's
+// EOF, the end of a shutdown's drain): closed is set under qmu, so a write
+// is either queued before it or fails; the writer sends what is queued,
+// then the FIN, and calls OnClose; the reader discards input until the
+// client's EOF, as linger does. At once (Abort, a socket error, the idle
+// timeout, a forced stop): the socket is closed, which ends the reader's
+// Read and the writer's Write. Either way the reader waits for the writer
+// and for the runner before its goroutine ends, so the engine's running
+// count covers them all.
+
+// stdEpoch is the origin of the handles' timer clock.
+var stdEpoch = time.Now()
+
+// stdNow is the timer clock: nanoseconds since stdEpoch, monotonic.
+func stdNow() int64 { return int64(time.Since(stdEpoch)) }
+
+// stdHandle is a Conn of the stdnet engine.
+type stdHandle struct {
+	Conn
+	e  *stdnetEngine
+	sc *stdConn
+
+	// mu serializes the Handler's calls for the connection; it guards
+	// timers, clock and notified too.
+	mu       sync.Mutex
+	timers   timerHeap
+	clock    *time.Timer // armed for timers[0], once there was one
+	notified bool        // OnClose was called
+
+	// qmu guards what follows, and the setting of Conn.closed.
+	qmu     sync.Mutex
+	out     [][]byte // writes for the writer, in order
+	spare   [][]byte
+	fin     bool     // a graceful close: the FIN after out
+	aborted bool     // the socket is closed
+	runs    []func() // Run's functions, for the runner
+	due     bool     // the clock fired
+	runner  bool     // a runner goroutine runs (counted in runners)
+	ended   bool     // OnClose was called or is being called
+	why     error
+	whySet  bool
+
+	wake    chan struct{} // wakes the writer
+	wdone   chan struct{} // closed when the writer returns
+	stopc   chan struct{} // closed when closed is set
+	resume  chan struct{} // ResumeReading
+	paused  bool          // PauseReading; on the loop
+	runners sync.WaitGroup
+}
+
+func newStdHandle(e *stdnetEngine, sc *stdConn) *stdHandle {
+	h := &stdHandle{
+		e:      e,
+		sc:     sc,
+		wake:   make(chan struct{}, 1),
+		wdone:  make(chan struct{}),
+		stopc:  make(chan struct{}),
+		resume: make(chan struct{}, 1),
+	}
+	h.eng = h
+	h.max = int64(e.cfg.MaxPendingOutput)
+	h.remote = sc.remote
+	return h
+}
+
+func (h *stdHandle) post(c *Conn, t task) error {
+	h.qmu.Lock()
+	if c.closed.Load() {
+		h.qmu.Unlock()
+		return ErrClosed
+	}
+	switch t.kind {
+	case taskWrite:
+		h.out = append(h.out, t.b)
+		h.qmu.Unlock()
+		h.wakeWriter()
+	case taskRun:
+		h.runs = append(h.runs, t.f)
+		h.startRunnerLocked()
+		h.qmu.Unlock()
+	case taskClose:
+		h.closeLocked(t.why)
+		h.qmu.Unlock()
+		h.wakeWriter()
+	case taskAbort:
+		h.abortLocked(t.why)
+		h.qmu.Unlock()
+		h.sc.c.Close()
+		h.wakeWriter()
+	}
+	return nil
+}
+
+func (h *stdHandle) write(c *Conn, b []byte) error {
+	h.qmu.Lock()
+	if c.closed.Load() {
+		h.qmu.Unlock()
+		c.pending.Add(-int64(len(b)))
+		return ErrClosed
+	}
+	// b may be OnData's input, whose buffer the next read reuses.
+	h.out = append(h.out, append([]byte(nil), b...))
+	h.qmu.Unlock()
+	h.wakeWriter()
+	return nil
+}
+
+func (h *stdHandle) setReading(c *Conn, on bool) {
+	h.paused = !on
+	if on {
+		select {
+		case h.resume <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// afterFunc keeps the connection's timers in a heap, as a loop does, with
+// one runtime timer armed for the earliest, so Timer.Stop works the same.
+func (h *stdHandle) afterFunc(c *Conn, d time.Duration, f func()) *Timer {
+	t := &Timer{at: stdNow() + int64(min(max(d, 0), 1<<60)), f: f}
+	h.timers.push(t)
+	if t.idx == 0 {
+		h.arm()
+	}
+	return t
+}
+
+// arm sets the runtime timer for the earliest timer. h.mu is held.
+func (h *stdHandle) arm() {
+	if len(h.timers) == 0 {
+		return
+	}
+	d := time.Duration(h.timers[0].at - stdNow())
+	if h.clock == nil {
+		h.clock = time.AfterFunc(d, h.tick)
+	} else {
+		h.clock.Reset(d)
+	}
+}
+
+// tick is the runtime timer's function: the runner runs the due timers.
+func (h *stdHandle) tick() {
+	h.qmu.Lock()
+	h.due = true
+	h.startRunnerLocked()
+	h.qmu.Unlock()
+}
+
+// startRunnerLocked starts a runner for the queued functions and timers,
+// unless one runs or the connection has ended. h.qmu is held.
+func (h *stdHandle) startRunnerLocked() {
+	if h.runner || h.ended {
+		return
+	}
+	h.runner = true
+	h.runners.Add(1)
+	go h.runLoop()
+}
+
+// runLoop runs Run's functions and the due timers, serialized with the
+// Handler's calls, until there are none; none runs after the end.
+func (h *stdHandle) runLoop() {
+	defer h.runners.Done()
+	for {
+		h.qmu.Lock()
+		runs, due := h.runs, h.due
+		h.runs, h.due = nil, false
+		if len(runs) == 0 && !due {
+			h.runner = false
+			h.qmu.Unlock()
+			return
+		}
+		h.qmu.Unlock()
+		h.mu.Lock()
+		for _, f := range runs {
+			if !h.notified {
+				f()
+			}
+		}
+		if due && !h.notified {
+			now := stdNow()
+			for t := h.timers.due(now); t != nil; t = h.timers.due(now) {
+				t.f()
+			}
+			h.arm()
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *stdHandle) wakeWriter() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setWhyLocked records why the connection ends, unless a reason was
+// recorded already: the first is the cause. h.qmu is held.
+func (h *stdHandle) setWhyLocked(why error) {
+	if !h.whySet {
+		h.why, h.whySet = why, true
+	}
+}
+
+// stopLocked makes every later write fail. h.qmu is held.
+func (h *stdHandle) stopLocked() {
+	if !h.closed.Load() {
+		h.closed.Store(true)
+		close(h.stopc)
+	}
+}
+
+// closeLocked begins a graceful close: the writer sends what is queued,
+// then the FIN. h.qmu is held.
+func (h *stdHandle) closeLocked(why error) {
+	if h.closed.Load() {
+		return
+	}
+	h.setWhyLocked(why)
+	h.fin = true
+	h.stopLocked()
+}
+
+// abortLocked marks the connection ended at once; the caller closes the
+// socket. It reports false if it was aborted already. h.qmu is held.
+func (h *stdHandle) abortLocked(why error) bool {
+	if h.aborted {
+		return false
+	}
+	h.aborted = true
+	h.setWhyLocked(why)
+	h.stopLocked()
+	h.out = nil
+	return true
+}
+
+// closeGracefully begins a graceful close from the engine's side.
+func (h *stdHandle) closeGracefully(why error) {
+	h.qmu.Lock()
+	h.closeLocked(why)
+	h.qmu.Unlock()
+	h.wakeWriter()
+}
+
+// abort ends the connection at once, and reports false if it was
+// aborted already.
+func (h *stdHandle) abort(why error) bool {
+	h.qmu.Lock()
+	ok := h.abortLocked(why)
+	h.qmu.Unlock()
+	if ok {
+		h.sc.c.Close()
+		h.wakeWriter()
+	}
+	return ok
+}
+
+// fail ends the connection after a socket error: the error is the reason,
+// unless a forced stop closed the socket, or the connection was aborted
+// already (the error is then that close's).
+func (h *stdHandle) fail(err error) {
+	if h.e.killed.Load() {
+		h.abort(ErrServerClosed)
+		return
+	}
+	if h.abort(err) {
+		h.e.st.Resets.Add(1)
+	}
+}
+
+// isAborted reports whether the socket was closed at once.
+func (h *stdHandle) isAborted() bool {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	return h.aborted
+}
+
+// notify ends the handle: OnClose, once, and the waiting writers wake to
+// find ErrClosed.
+func (h *stdHandle) notify() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.notified {
+		return
+	}
+	h.notified = true
+	h.qmu.Lock()
+	h.ended = true
+	h.stopLocked()
+	why := h.why
+	h.qmu.Unlock()
+	if h.clock != nil {
+		h.clock.Stop()
+	}
+	h.signalRoom()
+	h.e.cfg.Handler.OnClose(&h.Conn, why)
+}
+
+// writeLoop sends the queued writes in order, then the FIN of a graceful
+// close. Conn.sent uncounts what the kernel took.
+func (h *stdHandle) writeLoop() {
+	defer close(h.wdone)
+	for {
+		h.qmu.Lock()
+		out, fin, aborted := h.out, h.fin, h.aborted
+		h.out, h.spare = h.spare[:0], nil
+		h.qmu.Unlock()
+		if aborted {
+			return
+		}
+		if len(out) == 0 {
+			if fin {
+				h.finish()
+				return
+			}
+			<-h.wake
+			continue
+		}
+		for i, b := range out {
+			out[i] = nil
+			if !h.send(b) {
+				return
+			}
+		}
+		h.qmu.Lock()
+		if h.spare == nil {
+			h.spare = out[:0]
+		}
+		h.qmu.Unlock()
+	}
+}
+
+// send writes b in full. With IdleTimeout set, a write that makes no
+// progress for that long ends the connection as idle, as the engine's
+// write does. It reports false if the connection ended.
+func (h *stdHandle) send(b []byte) bool {
+	e, c := h.e, h.sc.c
+	for len(b) > 0 {
+		if e.cfg.IdleTimeout > 0 {
+			c.SetWriteDeadline(time.Now().Add(e.cfg.IdleTimeout))
+		}
+		n, err := c.Write(b)
+		e.st.BytesOut.Add(int64(n))
+		if n > 0 {
+			h.sent(n)
+		}
+		b = b[n:]
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && !h.isAborted():
+			if n == 0 {
+				if h.abort(ErrIdle) {
+					e.st.IdleClosed.Add(1)
+				}
+				return false
+			}
+		default:
+			h.fail(err)
+			return false
+		}
+	}
+	return true
+}
+
+// finish sends the FIN of a graceful close, once every write queued
+// before it is out, and ends the handle. The reader may be blocked in a
+// Read: a deadline in the past wakes it, to linger (see handlerDeadline).
+func (h *stdHandle) finish() {
+	if cw, ok := h.sc.c.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			h.fail(err)
+			return
+		}
+	}
+	h.sc.mu.Lock()
+	h.sc.c.SetReadDeadline(time.Unix(1, 0))
+	h.sc.mu.Unlock()
+	h.notify()
+}
+
+// handlerDeadline sets the next read's deadline, as setReadDeadline does;
+// once the connection is closing it sets one in the past instead, so a
+// Read does not block past the writer's wake-up (finish).
+func (h *stdHandle) handlerDeadline(cur int) int {
+	sc := h.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if h.closed.Load() {
+		sc.c.SetReadDeadline(time.Unix(1, 0))
+		return cur
+	}
+	dl := h.e.setReadDeadlineLocked(sc, cur)
+	if dl == dlDrain && cur != dlDrain {
+		// If nothing else ends the connection, the shutdown does.
+		h.qmu.Lock()
+		h.setWhyLocked(ErrServerClosed)
+		h.qmu.Unlock()
+	}
+	return dl
+}
+
+// waitToRead waits while reading is paused: by PauseReading, or while the
+// pending output is at MaxPendingOutput, until it is down to half. It
+// returns false if the server stops meanwhile.
+func (h *stdHandle) waitToRead() bool {
+	for !h.closed.Load() {
+		h.mu.Lock()
+		paused := h.paused
+		h.mu.Unlock()
+		if paused {
+			select {
+			case <-h.resume:
+			case <-h.stopc:
+			case <-h.e.stop:
+				return false
+			}
+			continue
+		}
+		if h.pending.Load() < h.max {
+			return true
+		}
+		for {
+			room := h.roomChan()
+			if h.pending.Load() <= h.max/2 {
+				h.waiters.Add(-1)
+				break
+			}
+			select {
+			case <-room:
+			case <-h.stopc:
+			case <-h.e.stop:
+				h.waiters.Add(-1)
+				return false
+			}
+			h.waiters.Add(-1)
+			if h.closed.Load() {
+				return true
+			}
+		}
+	}
+	return true
+}
+
+// deliver calls OnData with in, once reading is not paused by the
+// Handler. Input after a close is discarded. It returns false if the
+// server stops meanwhile.
+func (h *stdHandle) deliver(in []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.paused && !h.closed.Load() {
+		h.mu.Unlock()
+		select {
+		case <-h.resume:
+		case <-h.stopc:
+		case <-h.e.stop:
+			h.mu.Lock()
+			return false
+		}
+		h.mu.Lock()
+	}
+	if !h.closed.Load() {
+		h.e.cfg.Handler.OnData(&h.Conn, in)
+	}
+	return true
+}
+
+// stopped ends a connection whose reading was paused when the server
+// stopped: gracefully during a shutdown, at once on a forced stop.
+func (h *stdHandle) stopped() (string, bool) {
+	if h.e.killed.Load() {
+		h.abort(ErrServerClosed)
+		return "shutdown", false
+	}
+	h.closeGracefully(ErrServerClosed)
+	return "shutdown", true
+}
+
+// converseHandler serves one connection with the Handler until it ends,
+// and says why.
+func (e *stdnetEngine) converseHandler(sc *stdConn) string {
+	in := make([]byte, min(max(256, e.cfg.MaxPendingOutput), stdReadMax))
+	pre, why := e.start(sc, nil, in)
+	if why != "" {
+		return why
+	}
+	h := newStdHandle(e, sc)
+	go h.writeLoop()
+	h.mu.Lock()
+	e.cfg.Handler.OnOpen(&h.Conn)
+	h.mu.Unlock()
+	why, linger := h.read(in, pre)
+	<-h.wdone
+	if linger && !h.isAborted() {
+		e.drainToEOF(sc, in, why)
+	}
+	h.notify()
+	h.runners.Wait()
+	return why
+}
+
+// read reads and delivers input until the connection ends or begins to
+// close, and says why, and whether to discard input until the client's
+// EOF once the writer has sent the FIN.
+func (h *stdHandle) read(in []byte, pre int) (string, bool) {
+	e, sc := h.e, h.sc
+	dl := dlNone
+	for {
+		var n int
+		var err error
+		if pre > 0 {
+			n, pre = pre, 0
+		} else {
+			if !h.waitToRead() {
+				return h.stopped()
+			}
+			if h.closed.Load() {
+				return "closed", true
+			}
+			size := min(max(int(h.max-h.pending.Load()), 1), len(in))
+			dl = h.handlerDeadline(dl)
+			n, err = sc.c.Read(in[:size])
+		}
+		if n > 0 {
+			e.st.BytesIn.Add(int64(n))
+			if dl == dlDrain {
+				sc.drained = true
+			}
+			if !h.deliver(in[:n]) {
+				return h.stopped()
+			}
+		}
+		if h.closed.Load() {
+			return "closed", true
+		}
+		switch {
+		case err == nil:
+		case err == io.EOF:
+			h.closeGracefully(io.EOF)
+			return "eof", false
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			switch {
+			case dl == dlDrain:
+				// Nothing more arrived: every input received is
+				// delivered.
+				h.closeGracefully(ErrServerClosed)
+				return "shutdown", true
+			case e.draining.Load():
+				// Shutdown interrupted the read: drain from now on.
+			default:
+				if h.abort(ErrIdle) {
+					e.st.IdleClosed.Add(1)
+				}
+				return "idle", false
+			}
+		default:
+			h.fail(err)
+			if e.killed.Load() {
+				return "shutdown", false
+			}
+			return "error: " + err.Error(), false
+		}
+	}
+}
