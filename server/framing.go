@@ -235,10 +235,15 @@ func (t *TracingFramer) traceLine(in []byte) {
 	}
 }
 
-// hold appends b to the unfinished message. append grows the buffer by
-// what arrives, so its size follows the input, and traceLine keeps it
-// within MaxMessage.
+// hold appends b to the unfinished message. The buffer grows with what
+// arrives, doubling, but never past MaxMessage, which traceLine keeps the
+// message within.
 func (t *TracingFramer) hold(b []byte) {
+	if need := len(t.buf) + len(b); need > cap(t.buf) {
+		nb := make([]byte, len(t.buf), min(max(2*cap(t.buf), need, 64), int(t.f.max)))
+		copy(nb, t.buf)
+		t.buf = nb
+	}
 	t.buf = append(t.buf, b...)
 }
 
