@@ -27,8 +27,11 @@ import (
 
 const engineName = "stdnet"
 
-// handlers: the engine serves a Config.Handler (see stdnet_handler.go).
-const handlers = true
+// handlers: not yet. stdnet_handler.go serves Handlers and passes the
+// server's Handler tests, but examples/chat's non-reader outlives its
+// bound here (TestCounters): without TCP_NOTSENT_LOWAT on these sockets
+// the kernel keeps taking what a client does not read.
+const handlers = false
 
 // Timing of the goroutine-per-connection engine.
 const (
