@@ -478,9 +478,8 @@ func TestChurn(t *testing.T) {
 			}
 		})
 	}
-	var churned, resets atomic.Int64
-	nextID := atomic.Int64{}
-	nextID.Store(1000)
+	var churned, resets, nextID atomic.Int64
+	nextID.Store(1000) // ids of clients that come and go; readers take no line of theirs as from the start
 	for g := range churners {
 		writers.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(g), 3))
