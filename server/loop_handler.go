@@ -27,6 +27,14 @@ type pollConn struct {
 	// why is OnClose's reason, once one is known (whySet).
 	why    error
 	whySet bool
+	// in gathers the bytes of AsyncWrites until the loop takes them, so
+	// that the writes a connection gets in a turn, from however many
+	// goroutines, reach the socket as one send; queuedIn says a taskWrite
+	// for them is in the queue. Both are under the loop's task queue's
+	// lock. spare is the loop's: the buffer in was, kept for reuse.
+	in       []byte
+	queuedIn bool
+	spare    []byte
 }
 
 // taskQueue holds tasks for a loop's connections from other goroutines.
@@ -48,9 +56,27 @@ func (pc *pollConn) post(c *Conn, t task) error {
 		q.mu.Unlock()
 		return ErrClosed
 	}
+	switch t.kind {
+	case taskWrite:
+		pc.in = append(pc.in, t.b...)
+		if pc.queuedIn {
+			q.mu.Unlock()
+			return nil // the loop has yet to take in: these go with it
+		}
+		pc.queuedIn = true
+		t.b = nil
+	case taskClose, taskAbort:
+		// Nothing written after a close is sent; say so at once.
+		c.closed.Store(true)
+	}
 	q.items = append(q.items, pollTask{pc, t})
+	wake := len(q.items) == 1
 	q.mu.Unlock()
-	pc.l.p.Wake()
+	if wake {
+		// Later tasks find the queue non-empty: the loop has been woken
+		// already, and takes them all in one go.
+		pc.l.p.Wake()
+	}
 	return nil
 }
 
@@ -157,6 +183,12 @@ func (l *loop) runTasks() {
 	q.mu.Lock()
 	ts := q.items
 	q.items, q.spare = q.spare[:0], ts
+	for i := range ts {
+		if pc := ts[i].pc; ts[i].t.kind == taskWrite {
+			ts[i].t.b, pc.in, pc.spare = pc.in, pc.spare[:0], nil
+			pc.queuedIn = false
+		}
+	}
 	q.mu.Unlock()
 	for i := range ts {
 		pc, t := ts[i].pc, ts[i].t
@@ -168,7 +200,11 @@ func (l *loop) runTasks() {
 		c := l.e.table.get(fd)
 		switch t.kind {
 		case taskWrite:
-			if l.write(c, fd, t.b) {
+			ok := l.write(c, fd, t.b)
+			if cap(t.b) <= maxSpare {
+				pc.spare = t.b[:0] // write copied what it kept
+			}
+			if ok {
 				l.wroteQueued(c, fd)
 			}
 		case taskRun:
@@ -185,6 +221,10 @@ func (l *loop) runTasks() {
 		}
 	}
 }
+
+// maxSpare bounds the gathering buffer a connection keeps between turns:
+// a burst's buffer goes back to the garbage collector.
+const maxSpare = 16 << 10
 
 // wroteQueued follows a pollTask write: a connection closing gracefully
 // sends its FIN once the writes pollTask before its close are out, and one
