@@ -138,9 +138,16 @@ func checkConfig(t *testing.T, cfg server.Config, fields []string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// With FramingRaw every read is a message, and a small
+	// MaxPendingOutput makes reads as small as a byte: one byte is one
+	// message however it is read.
+	msg := "hello\n"
+	if cfg.Framing == server.FramingRaw {
+		msg = "x"
+	}
 	sent := time.Now()
 	c.SetDeadline(sent.Add(ioTimeout))
-	if _, err := c.Write([]byte("hello\n")); err != nil {
+	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatalf("%+v: write: %v", cfg, err)
 	}
 	var b [len(server.Answer)]byte

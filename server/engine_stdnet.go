@@ -27,11 +27,12 @@ import (
 
 const engineName = "stdnet"
 
-// handlers: not yet. stdnet_handler.go serves Handlers and passes the
-// server's Handler tests, but examples/chat's non-reader outlives its
-// bound here (TestCounters): without TCP_NOTSENT_LOWAT on these sockets
-// the kernel keeps taking what a client does not read.
-const handlers = false
+// handlers: the engine serves a Config.Handler (stdnet_handler.go). A
+// client that does not read meets MaxPendingOutput about as soon as on the
+// poll engine where the system has TCP_NOTSENT_LOWAT (limitUnsentStd), and
+// Abort resets the connection, so the kernel does not go on sending it
+// what it was owed (resetConn).
+const handlers = true
 
 // Timing of the goroutine-per-connection engine.
 const (
@@ -70,6 +71,12 @@ const (
 	// stdReadMax bounds a connection's read buffer, as the poll engine's
 	// one per loop (readBufSize).
 	stdReadMax = 64 << 10
+	// stdUnsentLimit is about the most of a connection's output the
+	// kernel holds unsent, where the system has TCP_NOTSENT_LOWAT: the
+	// poll engine's unsentLimit, whose comment says why. Without it a
+	// blocking Write to a client that does not read goes on until the
+	// send buffer, autotuned up to tcp_wmem's maximum (4 MiB), is full.
+	stdUnsentLimit = 16 << 10
 )
 
 // stdnetEngine runs a goroutine per connection on package net. Blocking
@@ -77,7 +84,8 @@ const (
 // while its answers wait in Write, and it reads at most
 // max(256, MaxPendingOutput/MaxExpansion) bytes at a time, so a client that
 // does not read costs at most MaxPendingOutput of answers (6 KiB when that
-// is smaller) plus the socket buffers.
+// is smaller) plus the socket buffers (stdUnsentLimit of unsent output,
+// where the system has TCP_NOTSENT_LOWAT).
 // Stats.Backpressure stays zero: the pause is invisible inside Write.
 type stdnetEngine struct {
 	cfg *Config
@@ -498,6 +506,7 @@ func (e *stdnetEngine) setReadDeadlineLocked(sc *stdConn, cur int) int {
 
 func (e *stdnetEngine) serveConn(sc *stdConn) {
 	c := sc.c
+	limitUnsentStd(c)
 	var why string
 	if e.cfg.Handler != nil {
 		why = e.converseHandler(sc)

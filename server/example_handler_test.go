@@ -1,4 +1,4 @@
-//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix)
+//go:build !evio
 
 package server_test
 
@@ -30,8 +30,8 @@ func (greeter) OnData(c *server.Conn, in []byte) {
 func (greeter) OnClose(c *server.Conn, why error) {}
 
 // A Handler serves connections on the event loops: here, a greeting and
-// an echo. Only the poll engine serves Handlers yet; with -tags stdnet or
-// evio, server.New returns errors.ErrUnsupported.
+// an echo. The poll and stdnet engines serve Handlers; with -tags evio,
+// server.New returns errors.ErrUnsupported.
 func ExampleHandler() {
 	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Handler: greeter{}})
 	if err != nil {

@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -24,9 +25,10 @@ import (
 // then the FIN, and calls OnClose; the reader discards input until the
 // client's EOF, as linger does. At once (Abort, a socket error, the idle
 // timeout, a forced stop): the socket is closed, which ends the reader's
-// Read and the writer's Write. Either way the reader waits for the writer
-// and for the runner before its goroutine ends, so the engine's running
-// count covers them all.
+// Read and the writer's Write; with a reset (resetConn) where the output
+// the kernel still holds must go too. Either way the reader waits for the
+// writer and for the runner before its goroutine ends, so the engine's
+// running count covers them all.
 
 // stdEpoch is the origin of the handles' timer clock.
 var stdEpoch = time.Now()
@@ -105,7 +107,7 @@ func (h *stdHandle) post(c *Conn, t task) error {
 	case taskAbort:
 		h.abortLocked(t.why)
 		h.qmu.Unlock()
-		h.sc.c.Close()
+		resetConn(h.sc.c)
 		h.wakeWriter()
 	}
 	return nil
@@ -265,27 +267,45 @@ func (h *stdHandle) closeGracefully(why error) {
 }
 
 // abort ends the connection at once, and reports false if it was
-// aborted already.
-func (h *stdHandle) abort(why error) bool {
+// aborted already. With reset, the output the kernel still holds is
+// discarded too (resetConn); without, it goes out before the FIN.
+func (h *stdHandle) abort(why error, reset bool) bool {
 	h.qmu.Lock()
 	ok := h.abortLocked(why)
 	h.qmu.Unlock()
 	if ok {
-		h.sc.c.Close()
+		if reset {
+			resetConn(h.sc.c)
+		} else {
+			h.sc.c.Close()
+		}
 		h.wakeWriter()
 	}
 	return ok
 }
 
+// resetConn closes c with a reset, discarding what its send buffer holds:
+// SO_LINGER with a zero time (socket(7)). A plain close leaves the kernel
+// sending a client that does not read what it was owed, for as long as
+// the client keeps its window open a crack (zero-window probes), and the
+// client sees no end meanwhile. Abort promises the opposite.
+func resetConn(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	c.Close()
+}
+
 // fail ends the connection after a socket error: the error is the reason,
 // unless a forced stop closed the socket, or the connection was aborted
-// already (the error is then that close's).
+// already (the error is then that close's). The connection is broken:
+// nothing the kernel holds for it is worth sending.
 func (h *stdHandle) fail(err error) {
 	if h.e.killed.Load() {
-		h.abort(ErrServerClosed)
+		h.abort(ErrServerClosed, false)
 		return
 	}
-	if h.abort(err) {
+	if h.abort(err, true) {
 		h.e.st.Resets.Add(1)
 	}
 }
@@ -371,7 +391,9 @@ func (h *stdHandle) send(b []byte) bool {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded) && !h.isAborted():
 			if n == 0 {
-				if h.abort(ErrIdle) {
+				// The client took nothing for IdleTimeout: it would
+				// not take the rest either.
+				if h.abort(ErrIdle, true) {
 					e.st.IdleClosed.Add(1)
 				}
 				return false
@@ -490,7 +512,7 @@ func (h *stdHandle) deliver(in []byte) bool {
 // stopped: gracefully during a shutdown, at once on a forced stop.
 func (h *stdHandle) stopped() (string, bool) {
 	if h.e.killed.Load() {
-		h.abort(ErrServerClosed)
+		h.abort(ErrServerClosed, false)
 		return "shutdown", false
 	}
 	h.closeGracefully(ErrServerClosed)
@@ -569,7 +591,9 @@ func (h *stdHandle) read(in []byte, pre int) (string, bool) {
 			case e.draining.Load():
 				// Shutdown interrupted the read: drain from now on.
 			default:
-				if h.abort(ErrIdle) {
+				// The client sent nothing for IdleTimeout: what the
+				// kernel holds for it still goes, then the FIN.
+				if h.abort(ErrIdle, false) {
 					e.st.IdleClosed.Add(1)
 				}
 				return "idle", false
