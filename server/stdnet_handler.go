@@ -26,9 +26,9 @@ import (
 // client's EOF, as linger does. At once (Abort, a socket error, the idle
 // timeout, a forced stop): the socket is closed, which ends the reader's
 // Read and the writer's Write; with a reset (resetConn) where the output
-// the kernel still holds must go too. Either way the reader waits for the
-// writer and for the runner before its goroutine ends, so the engine's
-// running count covers them all.
+// the kernel still holds is to be discarded too. Either way the reader
+// waits for the writer and for the runner before its goroutine ends, so
+// the engine's running count covers them all.
 
 // stdEpoch is the origin of the handles' timer clock.
 var stdEpoch = time.Now()
