@@ -4,17 +4,16 @@ package server
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tcpoll/poll"
 )
 
-// conn is a connection's whole state while it is idle: 48 bytes in the
-// table, the acknowledgement protocol's Framer or a Handler's handle
-// included. The read buffer
-// belongs to the loop, and an output buffer exists only while answers wait
-// for the socket.
+// conn is a connection's state: 40 bytes in the table, the
+// acknowledgement protocol's Framer included, and for a connection that
+// needs more, its connExt. The read buffer belongs to the loop.
 type conn struct {
 	// gen is the slot's generation, the upper half of the poll token. It
 	// changes when the descriptor closes, so an event still queued for
@@ -31,24 +30,60 @@ type conn struct {
 	prev, next int32 // list links, descriptor numbers; -1 ends
 	// fr is the protocol state when the server runs the built-in protocol;
 	// other protocols' values live in the loop's protos map.
-	fr  Framer
-	out *outBuf
-	// h is the connection's handle when the server runs a Handler.
-	h *pollConn
+	fr Framer
+	// x is the rest, for a connection that has more; nil for an idle one
+	// of the built-in protocol.
+	x *connExt
+}
+
+// connExt is what a connection has beyond the common 40 bytes, in one
+// place: output waiting for the socket, another Protocol, a Handler's
+// handle (its queued writes and timers with it), the PROXY header parser
+// and the address counted against MaxConnsPerIP. A loop keeps the ones it
+// frees for its next connections.
+type connExt struct {
+	out   *outBuf      // output the socket has not taken yet
+	proto Protocol     // Config.NewProtocol's value
+	h     *pollConn    // the Handler's handle
+	hdr   *ProxyHeader // until the PROXY header is complete
+	ip    netip.Addr   // counted in the engine's ipLimit, when valid
+}
+
+// empty reports whether x holds nothing.
+func (x *connExt) empty() bool {
+	return x.out == nil && x.proto == nil && x.h == nil && x.hdr == nil && !x.ip.IsValid()
+}
+
+// output is the connection's output waiting for the socket, or nil.
+func (c *conn) output() *outBuf {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.out
+}
+
+// handle is the connection's Handler handle, or nil.
+func (c *conn) handle() *pollConn {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.h
 }
 
 func (c *conn) pending() int {
-	if c.out == nil {
+	o := c.output()
+	if o == nil {
 		return 0
 	}
-	return len(c.out.b) - c.out.off
+	return len(o.b) - o.off
 }
 
-// reset clears the connection's state but keeps its generation.
+// reset clears the connection's state but keeps its generation. The loop
+// has taken back its connExt.
 func (c *conn) reset() {
 	c.state, c.interest, c.since = 0, 0, 0
 	c.prev, c.next = -1, -1
-	c.fr, c.out, c.h = Framer{}, nil, nil
+	c.fr, c.x = Framer{}, nil
 }
 
 const (

@@ -5,7 +5,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +35,7 @@ const (
 	stEOF      // the client half-closed: close outright, nothing to drain
 	stLinger   // FIN sent; discarding input until EOF or lingerTime
 	stDraining // shutdown: answer what is readable, then close
-	stBatched  // answers wait in the loop's send batch; c.out is nil
+	stBatched  // answers wait in the loop's send batch; c.output() is nil
 	stProxy    // in the headers list: its PROXY header is not complete yet
 	stHeld     // reading paused by the Handler (Conn.PauseReading)
 )
@@ -72,21 +71,15 @@ type loop struct {
 	out    []byte // scratch for answers before they are written
 
 	headers, active, linger list
-	// proxies holds the PROXY header parser of each connection in the
-	// headers list; freeHeaders, parsers to reuse.
-	proxies     map[int32]*ProxyHeader
+	// freeHeaders and freeExts are PROXY header parsers and connExts to
+	// reuse.
 	freeHeaders []*ProxyHeader
-	// ips holds the address each connection counts under in the engine's
-	// ipLimit, when Config.MaxConnsPerIP is set.
-	ips map[int32]netip.Addr
+	freeExts    []*connExt
 	// dead holds the descriptors dropped in this turn, closed by reap.
 	dead []int32
 	// walk is scratch for beginStop's pass over the active list.
 	walk []int32
-	// protos holds each connection's Protocol when the server runs one
-	// other than the built-in Framer, which lives in the conn itself.
-	protos map[int32]Protocol
-	free   []*outBuf
+	free []*outBuf
 	// tasks holds other goroutines' work for this loop's handled
 	// connections; ended, the handles whose OnClose is due at the end of
 	// the turn, when no call into the Handler is on the stack.
@@ -172,15 +165,6 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 		logConns:  e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 		idleTicks: idleTicks(e.cfg.IdleTimeout),
 	}
-	if !e.cfg.builtin && e.cfg.Handler == nil {
-		l.protos = make(map[int32]Protocol)
-	}
-	if e.cfg.ProxyProtocol {
-		l.proxies = make(map[int32]*ProxyHeader)
-	}
-	if e.ips != nil {
-		l.ips = make(map[int32]netip.Addr)
-	}
 	return l, nil
 }
 
@@ -257,7 +241,7 @@ func (l *loop) run() {
 			if c.state&stOpen == 0 {
 				continue // dropped earlier in this turn
 			}
-			if ev.Writable() && c.out != nil {
+			if ev.Writable() && c.output() != nil {
 				if !l.flush(c, fd) {
 					continue
 				}

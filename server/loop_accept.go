@@ -218,22 +218,22 @@ func (l *loop) open(fd int) error {
 	c.state = stOpen
 	c.interest = poll.Readable
 	switch {
-	case l.protos != nil:
-		l.protos[int32(fd)] = l.e.cfg.NewProtocol()
+	case l.e.cfg.builtin:
+		c.fr = newFramer(l.e.cfg.MaxMessage, l.e.cfg.Framing)
 	case l.e.cfg.Handler != nil:
 		l.newHandle(c, fd)
 	default:
-		c.fr = newFramer(l.e.cfg.MaxMessage, l.e.cfg.Framing)
+		l.ext(c).proto = l.e.cfg.NewProtocol()
 	}
 	c.since = l.e.ticks()
 	if err := l.p.Add(fd, token(g, fd), poll.Readable); err != nil {
-		delete(l.protos, int32(fd))
+		l.putExt(c)
 		c.reset()
 		return err
 	}
-	if l.proxies != nil {
+	if l.e.cfg.ProxyProtocol {
 		c.state |= stProxy
-		l.newHeader(fd)
+		l.newHeader(c)
 		l.headers.pushBack(l.e, fd)
 		return nil
 	}

@@ -11,15 +11,15 @@ import (
 // finish stops reading and closes the connection once its answers are
 // written. At EOF the protocol answers any unfinished message first.
 func (l *loop) finish(c *conn, fd int, eof bool) {
-	if eof && c.h != nil {
+	if eof && c.handle() != nil {
 		setWhy(c, io.EOF)
 	} else if eof {
 		var out []byte
-		if l.protos == nil {
+		if l.e.cfg.builtin {
 			out = c.fr.End(l.out[:0])
 			l.msgs += answered(out, true)
 		} else {
-			out = l.protos[int32(fd)].End(l.out[:0])
+			out = c.x.proto.End(l.out[:0])
 		}
 		if !l.write(c, fd, out) {
 			return
@@ -29,7 +29,7 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 	switch {
 	case c.state&stBatched != 0:
 		// sendBatch goes on to closeGracefully once the answers are out.
-	case c.out == nil:
+	case c.output() == nil:
 		l.closeGracefully(c, fd)
 	default:
 		l.setInterest(c, fd) // flush goes on to closeGracefully
@@ -42,8 +42,8 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 // reset, which can destroy answers the client has not read yet; so send the
 // FIN alone and drain until the client closes too, for at most lingerTime.
 func (l *loop) closeGracefully(c *conn, fd int) {
-	if c.h != nil {
-		if c.h.pending.Load() > 0 {
+	if h := c.handle(); h != nil {
+		if h.pending.Load() > 0 {
 			// Writes queued before the close are still in the task
 			// queue: they go first (see wroteQueued).
 			return
@@ -59,7 +59,9 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 		return
 	}
 	c.state |= stLinger
-	delete(l.protos, int32(fd))
+	if c.x != nil {
+		c.x.proto = nil // lingering needs no protocol
+	}
 	l.active.remove(l.e, fd)
 	c.since = l.e.ticks()
 	l.linger.pushBack(l.e, fd)
@@ -89,15 +91,12 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	case c.state&stLinger != 0:
 		l.linger.remove(l.e, fd)
 	case c.state&stProxy != 0:
-		l.endHeader(fd)
+		l.endHeader(c, fd)
 	default:
 		l.active.remove(l.e, fd)
 	}
-	if l.ips != nil {
-		if a, ok := l.ips[int32(fd)]; ok {
-			l.e.ips.release(a)
-			delete(l.ips, int32(fd))
-		}
+	if c.x != nil && c.x.ip.IsValid() {
+		l.e.ips.release(c.x.ip)
 	}
 	// No Delete on epoll and kqueue: close(2) in reap takes the
 	// registration with it, which spares a system call per connection
@@ -114,12 +113,12 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	if pollerMissesClose {
 		l.p.Delete(fd)
 	}
-	if c.out != nil {
-		l.putBuf(c.out)
+	if o := c.output(); o != nil {
+		l.putBuf(o)
 	}
 	setWhy(c, ErrServerClosed) // if nothing else ended it, the shutdown did
 	l.endHandle(c)
-	delete(l.protos, int32(fd))
+	l.putExt(c)
 	if l.drain != nil {
 		if l.drain[fd] == drainAwait {
 			l.awaiting--

@@ -5,6 +5,8 @@ package server
 import (
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A connection served by a Handler (Config.Handler) has a pollConn: the
@@ -127,14 +129,14 @@ func (l *loop) newHandle(c *conn, fd int) {
 	pc := &pollConn{l: l, fd: int32(fd)}
 	pc.eng = pc
 	pc.max = int64(l.e.cfg.MaxPendingOutput)
-	c.h = pc
+	l.ext(c).h = pc
 }
 
 // setWhy records why a handled connection ends, unless a reason was
 // recorded already: the first is the cause, what follows its effect.
 func setWhy(c *conn, why error) {
-	if c.h != nil && !c.h.whySet {
-		c.h.why, c.h.whySet = why, true
+	if h := c.handle(); h != nil && !h.whySet {
+		h.why, h.whySet = why, true
 	}
 }
 
@@ -144,7 +146,7 @@ func setWhy(c *conn, why error) {
 // end of the turn (notifyClosed): an OnClose called from within a Write
 // that failed would run inside the Handler's own OnData.
 func (l *loop) endHandle(c *conn) {
-	pc := c.h
+	pc := c.handle()
 	if pc == nil || pc.ended {
 		return
 	}
@@ -217,6 +219,10 @@ func (l *loop) runTasks() {
 			}
 		case taskAbort:
 			setWhy(c, t.why)
+			// A reset, so that what the kernel still holds for the
+			// client is discarded too; close(2) does not wait with a
+			// linger time of 0.
+			unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
 			l.drop(c, fd, "aborted")
 		}
 	}
@@ -230,11 +236,11 @@ const maxSpare = 16 << 10
 // sends its FIN once the writes pollTask before its close are out, and one
 // whose reading paused for its output may read again.
 func (l *loop) wroteQueued(c *conn, fd int) {
-	if c.state&stClosing != 0 && c.out == nil && c.state&stBatched == 0 {
+	if c.state&stClosing != 0 && c.output() == nil && c.state&stBatched == 0 {
 		l.closeGracefully(c, fd)
 		return
 	}
-	if c.state&stPaused != 0 && c.out == nil {
+	if c.state&stPaused != 0 && c.output() == nil {
 		l.resume(c, fd)
 	}
 }
@@ -259,8 +265,8 @@ func (l *loop) resume(c *conn, fd int) {
 // pollTask answers, or for a handled connection its handle's count, which
 // takes in the writes waiting in the task queue too.
 func (l *loop) outstanding(c *conn) int {
-	if c.h != nil {
-		return int(c.h.pending.Load())
+	if h := c.handle(); h != nil {
+		return int(h.pending.Load())
 	}
 	return c.pending()
 }
@@ -269,7 +275,7 @@ func (l *loop) outstanding(c *conn) int {
 // as far as its reading is sized and paused: a Handler's output need not
 // follow its input, so it is taken as one.
 func (c *conn) expansion() int {
-	if c.h != nil {
+	if c.handle() != nil {
 		return 1
 	}
 	return MaxExpansion
@@ -277,7 +283,7 @@ func (c *conn) expansion() int {
 
 // sent uncounts output the kernel took.
 func (c *conn) sent(n int) {
-	if c.h != nil && n > 0 {
-		c.h.sent(n)
+	if h := c.handle(); h != nil && n > 0 {
+		h.sent(n)
 	}
 }

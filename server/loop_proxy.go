@@ -28,7 +28,7 @@ func (l *loop) readHeader(c *conn, fd int) {
 		l.proxyFail(c, fd, ErrProxyTruncated)
 		return
 	}
-	h := l.proxies[int32(fd)]
+	h := c.x.hdr
 	used, done, err := h.Feed(l.buf[:n])
 	l.bytesIn += int64(used)
 	if err != nil {
@@ -39,7 +39,7 @@ func (l *loop) readHeader(c *conn, fd int) {
 		return
 	}
 	src, ok := h.Source()
-	l.endHeader(fd)
+	l.endHeader(c, fd)
 	c.state &^= stProxy
 	c.since = l.e.ticks()
 	l.active.pushBack(l.e, fd)
@@ -62,13 +62,14 @@ func (l *loop) readHeader(c *conn, fd int) {
 // peer's. It reports false if the connection was dropped.
 func (l *loop) admit(c *conn, fd int, src netip.AddrPort, fromHeader bool) bool {
 	var setter RemoteAddrSetter
-	if l.protos != nil {
-		setter, _ = l.protos[int32(fd)].(RemoteAddrSetter)
+	if c.x != nil {
+		setter, _ = c.x.proto.(RemoteAddrSetter)
 	}
+	h := c.handle()
 	// A header with no address (v2 LOCAL, v1 UNKNOWN) is the balancer's
 	// own connection: it counts against no client's cap.
 	limit := l.e.ips != nil && (fromHeader || !l.e.cfg.ProxyProtocol)
-	if !fromHeader && (limit || setter != nil || l.logConns || c.h != nil) {
+	if !fromHeader && (limit || setter != nil || l.logConns || h != nil) {
 		src = peerAddr(fd)
 	}
 	if limit {
@@ -78,7 +79,7 @@ func (l *loop) admit(c *conn, fd int, src netip.AddrPort, fromHeader bool) bool 
 			l.drop(c, fd, "")
 			return false
 		}
-		l.ips[int32(fd)] = src.Addr()
+		l.ext(c).ip = src.Addr()
 	}
 	l.e.st.Accepted.Add(1)
 	if l.logConns {
@@ -87,10 +88,10 @@ func (l *loop) admit(c *conn, fd int, src netip.AddrPort, fromHeader bool) bool 
 	if setter != nil {
 		setter.SetRemoteAddr(src)
 	}
-	if c.h != nil {
-		c.h.remote = src
-		c.h.opened = true
-		l.e.cfg.Handler.OnOpen(&c.h.Conn)
+	if h != nil {
+		h.remote = src
+		h.opened = true
+		l.e.cfg.Handler.OnOpen(&h.Conn)
 		return c.state&stOpen != 0
 	}
 	return true
@@ -109,7 +110,7 @@ const proxyTicks = uint32(ProxyHeaderTimeout / time.Millisecond)
 
 // newHeader gives a connection a ProxyHeader, reusing those of
 // connections whose header is done.
-func (l *loop) newHeader(fd int) {
+func (l *loop) newHeader(c *conn) {
 	var h *ProxyHeader
 	if n := len(l.freeHeaders); n > 0 {
 		h = l.freeHeaders[n-1]
@@ -118,13 +119,13 @@ func (l *loop) newHeader(fd int) {
 	} else {
 		h = new(ProxyHeader)
 	}
-	l.proxies[int32(fd)] = h
+	l.ext(c).hdr = h
 }
 
 // endHeader takes a connection out of the headers list and keeps its
 // parser for the next one.
-func (l *loop) endHeader(fd int) {
+func (l *loop) endHeader(c *conn, fd int) {
 	l.headers.remove(l.e, fd)
-	l.freeHeaders = append(l.freeHeaders, l.proxies[int32(fd)])
-	delete(l.proxies, int32(fd))
+	l.freeHeaders = append(l.freeHeaders, c.x.hdr)
+	c.x.hdr = nil
 }

@@ -80,17 +80,17 @@ func (l *loop) consume(c *conn, fd int, in []byte) bool {
 	if l.idleTicks > 0 {
 		l.touch(c, fd)
 	}
-	if c.h != nil {
-		l.e.cfg.Handler.OnData(&c.h.Conn, in)
-		return c.state&(stOpen|stNoRead) == stOpen
-	}
 	var out []byte
 	var done bool
-	if l.protos == nil {
+	switch {
+	case l.e.cfg.builtin:
 		out, done = c.fr.Feed(l.out[:0], in)
 		l.msgs += answered(out, done)
-	} else {
-		out, done = l.protos[int32(fd)].Feed(l.out[:0], in)
+	case l.e.cfg.Handler != nil:
+		l.e.cfg.Handler.OnData(&c.x.h.Conn, in)
+		return c.state&(stOpen|stNoRead) == stOpen
+	default:
+		out, done = c.x.proto.Feed(l.out[:0], in)
 	}
 	if cap(out) > cap(l.out) {
 		l.out = out[:0] // keep the grown scratch for the next read

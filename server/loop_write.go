@@ -23,10 +23,10 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 	if len(out) == 0 {
 		return true
 	}
-	if c.out == nil && l.ring != nil {
+	if c.output() == nil && l.ring != nil {
 		return l.queue(c, fd, out)
 	}
-	if c.out == nil {
+	if c.output() == nil {
 		n, err := send(fd, out)
 		if err != nil && err != unix.EAGAIN {
 			l.fail(c, fd, err)
@@ -45,10 +45,11 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 // keep queues answers the socket did not take until it is writable. It
 // reports false if the connection was dropped.
 func (l *loop) keep(c *conn, fd int, out []byte) bool {
-	if c.out == nil {
-		c.out = l.getBuf()
+	x := l.ext(c)
+	if x.out == nil {
+		x.out = l.getBuf()
 	}
-	c.out.append(out, l.e.cfg.MaxPendingOutput+MaxExpansion)
+	x.out.append(out, l.e.cfg.MaxPendingOutput+MaxExpansion)
 	if c.state&stPaused == 0 && l.outstanding(c) > l.e.cfg.MaxPendingOutput-c.expansion() {
 		c.state |= stPaused
 		l.e.st.Backpressure.Add(1)
@@ -69,7 +70,7 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 		if c.state&stOpen == 0 {
 			return false
 		}
-		if c.out != nil {
+		if c.output() != nil {
 			return l.keep(c, fd, out)
 		}
 	}
@@ -89,7 +90,7 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 		if c.state&stOpen == 0 {
 			return false
 		}
-		if c.out != nil {
+		if c.output() != nil {
 			return l.keep(c, fd, out)
 		}
 	}
@@ -196,16 +197,18 @@ func (l *loop) closeRing() {
 // flush writes pending answers on a write event. It reports false if the
 // connection was dropped.
 func (l *loop) flush(c *conn, fd int) bool {
-	n, err := send(fd, c.out.bytes())
+	o := c.x.out
+	n, err := send(fd, o.bytes())
 	if err != nil && err != unix.EAGAIN {
 		l.fail(c, fd, err)
 		return false
 	}
 	l.bytesOut += int64(n)
 	c.sent(n)
-	if c.out.consume(n) {
-		l.putBuf(c.out)
-		c.out = nil
+	if o.consume(n) {
+		l.putBuf(o)
+		c.x.out = nil
+		l.trimExt(c)
 	}
 	if c.state&stPaused != 0 && l.outstanding(c) <= l.e.cfg.MaxPendingOutput/2 {
 		c.state &^= stPaused
@@ -216,7 +219,7 @@ func (l *loop) flush(c *conn, fd int) bool {
 			}
 		}
 	}
-	if c.out == nil && c.state&(stClosing|stLinger) == stClosing {
+	if c.output() == nil && c.state&(stClosing|stLinger) == stClosing {
 		l.closeGracefully(c, fd)
 		return c.state&stOpen != 0
 	}
@@ -230,7 +233,7 @@ func (l *loop) setInterest(c *conn, fd int) {
 	if c.state&(stPaused|stNoRead|stHeld) == 0 || c.state&stLinger != 0 {
 		in |= poll.Readable
 	}
-	if c.out != nil {
+	if c.output() != nil {
 		in |= poll.Writable
 	}
 	if in == c.interest {
@@ -242,6 +245,42 @@ func (l *loop) setInterest(c *conn, fd int) {
 	}
 	c.interest = in
 }
+
+// ext is the connection's connExt, made or reused if it has none.
+func (l *loop) ext(c *conn) *connExt {
+	if c.x == nil {
+		if n := len(l.freeExts); n > 0 {
+			c.x = l.freeExts[n-1]
+			l.freeExts = l.freeExts[:n-1]
+		} else {
+			c.x = new(connExt)
+		}
+	}
+	return c.x
+}
+
+// trimExt takes back the connExt of a connection it holds nothing for:
+// an idle connection of the built-in protocol has none.
+func (l *loop) trimExt(c *conn) {
+	if c.x != nil && c.x.empty() {
+		l.putExt(c)
+	}
+}
+
+// putExt takes back the connection's connExt, whatever it holds.
+func (l *loop) putExt(c *conn) {
+	if c.x == nil {
+		return
+	}
+	*c.x = connExt{}
+	if len(l.freeExts) < maxFreeExts {
+		l.freeExts = append(l.freeExts, c.x)
+	}
+	c.x = nil
+}
+
+// maxFreeExts bounds the connExts a loop keeps for reuse.
+const maxFreeExts = 256
 
 func (l *loop) getBuf() *outBuf {
 	if n := len(l.free); n > 0 {
