@@ -94,6 +94,7 @@ type Conn struct {
 type connEngine interface {
 	// post queues t for the connection's loop, unless the connection
 	// has ended (ErrClosed). It holds the queue's lock while it checks.
+	// A taskWrite's bytes are the caller's: post copies them.
 	post(c *Conn, t task) error
 	// write writes b on the loop: to the socket, or queued for it.
 	write(c *Conn, b []byte) error
@@ -116,7 +117,7 @@ const (
 // task is work for a connection's loop from another goroutine.
 type task struct {
 	kind taskKind
-	b    []byte // taskWrite: a copy, counted in pending
+	b    []byte // taskWrite: the caller's bytes, counted in pending
 	f    func() // taskRun
 	why  error  // taskClose, taskAbort: OnClose's reason
 }
@@ -164,7 +165,7 @@ func (c *Conn) AsyncWrite(b []byte) error {
 	if err := c.reserve(len(b)); err != nil {
 		return err
 	}
-	if err := c.eng.post(c, task{kind: taskWrite, b: append([]byte(nil), b...)}); err != nil {
+	if err := c.eng.post(c, task{kind: taskWrite, b: b}); err != nil {
 		c.pending.Add(-int64(len(b)))
 		return err
 	}

@@ -436,3 +436,23 @@ func TestHandlerTimers(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestHandlerAsyncWriteCopies: the caller may reuse its buffer as soon as
+// AsyncWrite returns.
+func TestHandlerAsyncWriteCopies(t *testing.T) {
+	r := newRecorder(false)
+	s, ok := handlerServer(t, server.Config{}, r)
+	if !ok {
+		return
+	}
+	c := dial(t, s.Addr())
+	h := receive(t, r.opened, "OnOpen")
+	b := []byte("first\n")
+	for _, next := range []string{"secnd\n", "third\n", "xxxxx\n"} {
+		if err := h.AsyncWrite(b); err != nil {
+			t.Fatal(err)
+		}
+		copy(b, next)
+	}
+	c.expect("first\nsecnd\nthird\n")
+}

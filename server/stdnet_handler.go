@@ -93,7 +93,7 @@ func (h *stdHandle) post(c *Conn, t task) error {
 	}
 	switch t.kind {
 	case taskWrite:
-		h.out = append(h.out, t.b)
+		h.out = append(h.out, append([]byte(nil), t.b...))
 		h.qmu.Unlock()
 		h.wakeWriter()
 	case taskRun:
