@@ -59,8 +59,12 @@ var (
 	// kernel, pass Config.MaxPendingOutput. Nothing was written.
 	ErrBackpressure = errors.New("server: pending output would pass MaxPendingOutput")
 	// ErrIdle is OnClose's reason for a connection closed by
-	// Config.IdleTimeout.
+	// Config.IdleTimeout or its read timeout (Conn.SetReadTimeout).
 	ErrIdle = errors.New("server: idle timeout")
+	// ErrWriteTimeout is OnClose's reason for a connection closed by its
+	// write timeout (Conn.SetWriteTimeout): a client that took none of
+	// its output for that long.
+	ErrWriteTimeout = errors.New("server: write timeout: the client takes nothing")
 )
 
 // Conn is a connection served by a Handler. A handle stays valid after its
@@ -87,7 +91,10 @@ type Conn struct {
 	roomMu  sync.Mutex
 	room    chan struct{}
 	waiters atomic.Int32
-	eng     connEngine
+	// readTimeout and writeTimeout are the connection's deadlines
+	// (SetReadTimeout, SetWriteTimeout); the loop's.
+	readTimeout, writeTimeout time.Duration
+	eng                       connEngine
 }
 
 // connEngine is what an engine does for a Conn.
@@ -102,6 +109,9 @@ type connEngine interface {
 	setReading(c *Conn, on bool)
 	// afterFunc arms a timer on the connection's loop, on the loop.
 	afterFunc(c *Conn, d time.Duration, f func()) *Timer
+	// timeoutsChanged applies c.readTimeout and c.writeTimeout, on the
+	// loop.
+	timeoutsChanged(c *Conn)
 }
 
 // taskKind says what a task does.
@@ -240,9 +250,14 @@ func (c *Conn) sent(n int) {
 	c.signalRoom()
 }
 
+// CloseTimeout bounds a graceful close (Conn.Close): output the client
+// has not taken by then is discarded, with a reset.
+const CloseTimeout = 5 * time.Second
+
 // Close ends the connection gracefully, from any goroutine: the writes
-// made before it are sent, then the FIN; input after it is discarded.
-// OnClose gets nil.
+// made before it are sent, then the FIN; input after it is discarded. A
+// client that has not taken them within CloseTimeout gets a reset
+// instead. OnClose gets nil.
 func (c *Conn) Close() error { return c.CloseWithError(nil) }
 
 // CloseWithError is Close, with why for OnClose (ErrBackpressure, for a
@@ -271,6 +286,29 @@ func (c *Conn) PauseReading() { c.eng.setReading(c, false) }
 
 // ResumeReading undoes PauseReading. On the loop only.
 func (c *Conn) ResumeReading() { c.eng.setReading(c, true) }
+
+// SetReadTimeout closes the connection, with ErrIdle, once it has sent
+// nothing for d, measured from its last input (or from now, if it has sent
+// none since); 0 turns it off. Like Config.IdleTimeout, but for this
+// connection, and on top of it. On the loop only.
+//
+// On the poll engine, moving a deadline costs nothing: input only records
+// its time, and the loop's timer heap holds one entry per connection,
+// which finds the deadline moved when it comes due and goes back in. An
+// idle connection with a deadline costs no CPU until it expires.
+func (c *Conn) SetReadTimeout(d time.Duration) {
+	c.readTimeout = max(d, 0)
+	c.eng.timeoutsChanged(c)
+}
+
+// SetWriteTimeout closes the connection at once, with ErrWriteTimeout,
+// once output has waited for d without the kernel taking any of it: a
+// client that accepts nothing. Any progress restarts the wait; 0 turns it
+// off. On the loop only.
+func (c *Conn) SetWriteTimeout(d time.Duration) {
+	c.writeTimeout = max(d, 0)
+	c.eng.timeoutsChanged(c)
+}
 
 // Timer is a function that runs on a connection's loop once its time has
 // come (Conn.AfterFunc).

@@ -456,3 +456,44 @@ func TestHandlerAsyncWriteCopies(t *testing.T) {
 	}
 	c.expect("first\nsecnd\nthird\n")
 }
+
+// TestHandlerCloseBounded: a graceful Close of a client that takes
+// nothing ends in a reset once CloseTimeout has passed, not never.
+func TestHandlerCloseBounded(t *testing.T) {
+	r := newRecorder(false)
+	s, ok := handlerServer(t, server.Config{MaxPendingOutput: 64 << 10}, r)
+	if !ok {
+		return
+	}
+	c := dial(t, s.Addr())
+	c.c.SetReadBuffer(4096)
+	h := receive(t, r.opened, "OnOpen")
+	line := make([]byte, 1024)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := h.AsyncWriteContext(ctx, line)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.ended:
+	case <-time.After(server.CloseTimeout + 3*time.Second):
+		t.Fatalf("no OnClose %v after the close", server.CloseTimeout+3*time.Second)
+	}
+	if d := time.Since(start); d < server.CloseTimeout || d > server.CloseTimeout+2*time.Second {
+		t.Fatalf("a close whose output waited ended after %v, want about %v", d, server.CloseTimeout)
+	}
+	// The client, reading now, finds the reset after what it was sent.
+	if _, err := io.ReadAll(c.c); !isReset(err) {
+		t.Fatalf("client read then %v, want a reset", err)
+	}
+}

@@ -37,6 +37,18 @@ type pollConn struct {
 	in       []byte
 	queuedIn bool
 	spare    []byte
+	// dl checks the read and write timeouts: one entry in the loop's
+	// timer heap while either is set, whatever the traffic. Input and
+	// output record only their time (lastIn, lastOut: ticks of the last
+	// input, and of the output's last progress or the start of its
+	// wait); when dl comes due it finds the deadline moved, or acts.
+	// readSet is the read timeout it measures, to tell a new one.
+	dl              Timer
+	lastIn, lastOut int64
+	readSet         time.Duration
+	// closeBy is the tick by which a graceful close must be done (0:
+	// none), after which the connection is reset.
+	closeBy int64
 }
 
 // taskQueue holds tasks for a loop's connections from other goroutines.
@@ -129,7 +141,87 @@ func (l *loop) newHandle(c *conn, fd int) {
 	pc := &pollConn{l: l, fd: int32(fd)}
 	pc.eng = pc
 	pc.max = int64(l.e.cfg.MaxPendingOutput)
+	pc.dl = Timer{idx: -1}
+	pc.dl.f = pc.checkTimeouts
 	l.ext(c).h = pc
+}
+
+func (pc *pollConn) timeoutsChanged(c *Conn) {
+	if pc.ended {
+		return
+	}
+	now := pc.l.e.now()
+	if c.readTimeout != pc.readSet {
+		pc.readSet = c.readTimeout
+		pc.lastIn = now // a new timeout counts from now at the earliest
+	}
+	pc.dl.Stop()
+	pc.armTimeouts(now)
+}
+
+// armTimeouts puts dl in the heap for the earliest deadline, if any.
+func (pc *pollConn) armTimeouts(now int64) {
+	l := pc.l
+	at := int64(-1)
+	if d := pc.readTimeout; d > 0 {
+		at = pc.lastIn + ceilTicks(d)
+	}
+	if d := pc.writeTimeout; d > 0 && l.e.table.get(int(pc.fd)).output() != nil {
+		if w := pc.lastOut + ceilTicks(d); at < 0 || w < at {
+			at = w
+		}
+	}
+	if pc.closeBy > 0 && (at < 0 || pc.closeBy < at) {
+		at = pc.closeBy
+	}
+	if at >= 0 {
+		pc.dl.at = max(at, now+1)
+		l.timers.push(&pc.dl)
+	}
+}
+
+// checkTimeouts runs when dl comes due: it ends a connection past a
+// deadline, or puts dl back for the next.
+func (pc *pollConn) checkTimeouts() {
+	if pc.ended {
+		return
+	}
+	l := pc.l
+	fd := int(pc.fd)
+	c := l.e.table.get(fd)
+	now := l.e.now()
+	if d := pc.readTimeout; d > 0 && now >= pc.lastIn+ceilTicks(d) {
+		l.e.st.IdleClosed.Add(1)
+		setWhy(c, ErrIdle)
+		l.drop(c, fd, "idle")
+		return
+	}
+	if d := pc.writeTimeout; d > 0 && c.output() != nil && now >= pc.lastOut+ceilTicks(d) {
+		setWhy(c, ErrWriteTimeout)
+		reset(fd)
+		l.drop(c, fd, "write timeout")
+		return
+	}
+	if pc.closeBy > 0 && now >= pc.closeBy {
+		reset(fd)
+		l.drop(c, fd, "close timed out")
+		return
+	}
+	pc.armTimeouts(now)
+}
+
+// outputWaits starts the write timeout's wait: output has just begun to
+// wait for the socket.
+func (pc *pollConn) outputWaits() {
+	if pc.writeTimeout <= 0 {
+		return
+	}
+	now := pc.l.e.now()
+	pc.lastOut = now
+	if at := now + ceilTicks(pc.writeTimeout); pc.dl.idx < 0 || at < pc.dl.at {
+		pc.dl.Stop()
+		pc.armTimeouts(now)
+	}
 }
 
 // setWhy records why a handled connection ends, unless a reason was
@@ -151,6 +243,7 @@ func (l *loop) endHandle(c *conn) {
 		return
 	}
 	pc.ended = true
+	pc.dl.Stop()
 	l.stopWrites(pc)
 	pc.signalRoom()
 	if pc.opened {
@@ -217,15 +310,25 @@ func (l *loop) runTasks() {
 			if c.state&stNoRead == 0 {
 				l.finish(c, fd, false)
 			}
+			if !pc.ended && pc.closeBy == 0 {
+				// Output still waits for the client: bound the wait.
+				pc.closeBy = l.e.now() + ceilTicks(CloseTimeout)
+				pc.dl.Stop()
+				pc.armTimeouts(l.e.now())
+			}
 		case taskAbort:
 			setWhy(c, t.why)
-			// A reset, so that what the kernel still holds for the
-			// client is discarded too; close(2) does not wait with a
-			// linger time of 0.
-			unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+			reset(fd)
 			l.drop(c, fd, "aborted")
 		}
 	}
+}
+
+// reset makes the close of fd a reset (a linger time of 0), so that what
+// the kernel still holds for the client is discarded too; close(2) does
+// not wait then.
+func reset(fd int) {
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
 }
 
 // maxSpare bounds the gathering buffer a connection keeps between turns:
@@ -285,5 +388,8 @@ func (c *conn) expansion() int {
 func (c *conn) sent(n int) {
 	if h := c.handle(); h != nil && n > 0 {
 		h.sent(n)
+		if h.writeTimeout > 0 {
+			h.lastOut = h.l.e.now()
+		}
 	}
 }

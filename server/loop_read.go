@@ -87,7 +87,11 @@ func (l *loop) consume(c *conn, fd int, in []byte) bool {
 		out, done = c.fr.Feed(l.out[:0], in)
 		l.msgs += answered(out, done)
 	case l.e.cfg.Handler != nil:
-		l.e.cfg.Handler.OnData(&c.x.h.Conn, in)
+		h := c.x.h
+		if h.readTimeout > 0 {
+			h.lastIn = l.e.now()
+		}
+		l.e.cfg.Handler.OnData(&h.Conn, in)
 		return c.state&(stOpen|stNoRead) == stOpen
 	default:
 		out, done = c.x.proto.Feed(l.out[:0], in)

@@ -48,6 +48,9 @@ func (l *loop) keep(c *conn, fd int, out []byte) bool {
 	x := l.ext(c)
 	if x.out == nil {
 		x.out = l.getBuf()
+		if x.h != nil {
+			x.h.outputWaits()
+		}
 	}
 	x.out.append(out, l.e.cfg.MaxPendingOutput+MaxExpansion)
 	if c.state&stPaused == 0 && l.outstanding(c) > l.e.cfg.MaxPendingOutput-c.expansion() {

@@ -68,6 +68,24 @@ type stdHandle struct {
 	resume  chan struct{} // ResumeReading
 	paused  bool          // PauseReading; on the loop
 	runners sync.WaitGroup
+
+	// The timeouts (SetReadTimeout, SetWriteTimeout) as the reader and
+	// the writer apply them, under sc.mu, with the times they measure
+	// from: Conn's fields are the loop's, and a Read or a Write blocked
+	// meanwhile gets its new deadline at once (timeoutsChanged).
+	rto, wto time.Duration
+	// rfrom is when the read timeout's wait began: the last input, or
+	// the change of rto, whichever is later. idleAt is the IdleTimeout
+	// deadline of the reader's Read, zero without one. rset: a read
+	// deadline is set.
+	rfrom, idleAt time.Time
+	rset          bool
+	// wfrom is when the writer's Write began, after the last progress;
+	// writing: the writer is in a Write. wset: a write deadline is set.
+	// closeBy bounds the writes of a Close (CloseTimeout); zero before.
+	wfrom, closeBy time.Time
+	writing        bool
+	wset           bool
 }
 
 func newStdHandle(e *stdnetEngine, sc *stdConn) *stdHandle {
@@ -103,6 +121,7 @@ func (h *stdHandle) post(c *Conn, t task) error {
 	case taskClose:
 		h.closeLocked(t.why)
 		h.qmu.Unlock()
+		h.boundClose()
 		h.wakeWriter()
 	case taskAbort:
 		h.abortLocked(t.why)
@@ -135,6 +154,107 @@ func (h *stdHandle) setReading(c *Conn, on bool) {
 		default:
 		}
 	}
+}
+
+// timeoutsChanged hands the connection's timeouts to the reader and the
+// writer, and moves the deadline of a Read or a Write already blocked, as
+// the reader and the writer set their own: under sc.mu, so the later one
+// wins. A new read timeout's wait starts now. The read deadline stays
+// the closing's (finish) once the connection is closing, and the
+// drain's during a shutdown; the write timeout goes on bounding the
+// writes of a graceful close.
+func (h *stdHandle) timeoutsChanged(c *Conn) {
+	if h.notified {
+		return // the end: h.mu is held, as on every call on the loop
+	}
+	sc := h.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if c.readTimeout != h.rto {
+		h.rto, h.rfrom = c.readTimeout, time.Now()
+	}
+	h.wto = c.writeTimeout
+	if !h.closed.Load() && !h.e.draining.Load() {
+		h.applyReadDeadlineLocked()
+	}
+	if h.writing {
+		h.applyWriteDeadlineLocked()
+	}
+}
+
+// applyReadDeadlineLocked sets the read deadline to the earlier of
+// IdleTimeout's and the read timeout's. sc.mu is held.
+func (h *stdHandle) applyReadDeadlineLocked() {
+	at := h.idleAt
+	if h.rto > 0 {
+		if r := h.rfrom.Add(h.rto); at.IsZero() || r.Before(at) {
+			at = r
+		}
+	}
+	if !at.IsZero() || h.rset {
+		h.sc.c.SetReadDeadline(at)
+		h.rset = !at.IsZero()
+	}
+}
+
+// readExpired reports whether the read deadline has passed: false when
+// a callback moved it meanwhile.
+func (h *stdHandle) readExpired() bool {
+	h.sc.mu.Lock()
+	defer h.sc.mu.Unlock()
+	now := time.Now()
+	return !h.idleAt.IsZero() && !now.Before(h.idleAt) ||
+		h.rto > 0 && !now.Before(h.rfrom.Add(h.rto))
+}
+
+// boundClose starts CloseTimeout's wait for the writes of a Close, and
+// bounds a Write already blocked.
+func (h *stdHandle) boundClose() {
+	h.sc.mu.Lock()
+	defer h.sc.mu.Unlock()
+	h.closeBy = time.Now().Add(CloseTimeout)
+	if h.writing {
+		h.applyWriteDeadlineLocked()
+	}
+}
+
+// applyWriteDeadlineLocked sets the deadline of the writer's Write to the
+// earliest of IdleTimeout's and the write timeout's, both measured from
+// wfrom, and a Close's bound. sc.mu is held.
+func (h *stdHandle) applyWriteDeadlineLocked() {
+	at := h.closeBy
+	for _, d := range []time.Duration{h.e.cfg.IdleTimeout, h.wto} {
+		if w := h.wfrom.Add(d); d > 0 && (at.IsZero() || w.Before(at)) {
+			at = w
+		}
+	}
+	if !at.IsZero() || h.wset {
+		h.sc.c.SetWriteDeadline(at)
+		h.wset = !at.IsZero()
+	}
+}
+
+// writeExpired says why a Write met its deadline: the write timeout
+// (ErrWriteTimeout) or IdleTimeout (ErrIdle) when it took nothing, a
+// Close's bound (the close's reason stands: nil); ok is false when the
+// deadline has not passed, moved by a callback meanwhile, or when the
+// Write made progress, which restarts the wait.
+func (h *stdHandle) writeExpired(progress bool) (why error, ok bool) {
+	h.sc.mu.Lock()
+	defer h.sc.mu.Unlock()
+	now := time.Now()
+	passed := func(d time.Duration) bool { return d > 0 && !now.Before(h.wfrom.Add(d)) }
+	switch idle := h.e.cfg.IdleTimeout; {
+	case !h.closeBy.IsZero() && !now.Before(h.closeBy):
+		return nil, true
+	case progress:
+		return nil, false
+	case passed(h.wto) && (!passed(idle) || h.wto <= idle):
+		return ErrWriteTimeout, true
+	case passed(idle):
+		return ErrIdle, true
+	}
+	return nil, false
 }
 
 // afterFunc keeps the connection's timers in a heap, as a loop does, with
@@ -372,16 +492,23 @@ func (h *stdHandle) writeLoop() {
 	}
 }
 
-// send writes b in full. With IdleTimeout set, a write that makes no
-// progress for that long ends the connection as idle, as the engine's
-// write does. It reports false if the connection ended.
+// send writes b in full. A Write that makes no progress for the write
+// timeout resets the connection, with ErrWriteTimeout; for IdleTimeout,
+// it ends the connection as idle, as the engine's write does. Each Write
+// has its own deadline, so any progress restarts the wait. A Close's
+// writes not done within CloseTimeout end in a reset too, progress or
+// not. It reports false if the connection ended.
 func (h *stdHandle) send(b []byte) bool {
-	e, c := h.e, h.sc.c
+	e, sc := h.e, h.sc
 	for len(b) > 0 {
-		if e.cfg.IdleTimeout > 0 {
-			c.SetWriteDeadline(time.Now().Add(e.cfg.IdleTimeout))
-		}
-		n, err := c.Write(b)
+		sc.mu.Lock()
+		h.wfrom, h.writing = time.Now(), true
+		h.applyWriteDeadlineLocked()
+		sc.mu.Unlock()
+		n, err := sc.c.Write(b)
+		sc.mu.Lock()
+		h.writing = false
+		sc.mu.Unlock()
 		e.st.BytesOut.Add(int64(n))
 		if n > 0 {
 			h.sent(n)
@@ -390,14 +517,15 @@ func (h *stdHandle) send(b []byte) bool {
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded) && !h.isAborted():
-			if n == 0 {
-				// The client took nothing for IdleTimeout: it would
-				// not take the rest either.
-				if h.abort(ErrIdle, true) {
-					e.st.IdleClosed.Add(1)
-				}
-				return false
+			why, ok := h.writeExpired(n > 0)
+			if !ok {
+				break
 			}
+			// The client would not take the rest either.
+			if h.abort(why, true) && why == ErrIdle {
+				e.st.IdleClosed.Add(1)
+			}
+			return false
 		default:
 			h.fail(err)
 			return false
@@ -422,32 +550,51 @@ func (h *stdHandle) finish() {
 	h.notify()
 }
 
-// handlerDeadline sets the next read's deadline, as setReadDeadline does;
-// once the connection is closing it sets one in the past instead, so a
-// Read does not block past the writer's wake-up (finish).
-func (h *stdHandle) handlerDeadline(cur int) int {
+// handlerDeadline sets the next read's deadline, as setReadDeadline does,
+// or the read timeout's if it is earlier (dlIdle either way); once the
+// connection is closing it sets one in the past instead, so a Read does
+// not block past the writer's wake-up (finish). in is when input last
+// came, or reading resumed: the read timeout's wait starts again then.
+func (h *stdHandle) handlerDeadline(cur int, in time.Time) int {
 	sc := h.sc
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	if in.After(h.rfrom) {
+		h.rfrom = in
+	}
 	if h.closed.Load() {
 		sc.c.SetReadDeadline(time.Unix(1, 0))
+		h.rset = true
 		return cur
 	}
-	dl := h.e.setReadDeadlineLocked(sc, cur)
-	if dl == dlDrain && cur != dlDrain {
-		// If nothing else ends the connection, the shutdown does.
-		h.qmu.Lock()
-		h.setWhyLocked(ErrServerClosed)
-		h.qmu.Unlock()
+	if h.e.draining.Load() {
+		// A shutdown's drain is short, and ends the connection anyway.
+		dl := h.e.setReadDeadlineLocked(sc, cur)
+		h.rset = true
+		if cur != dlDrain {
+			// If nothing else ends the connection, the shutdown does.
+			h.qmu.Lock()
+			h.setWhyLocked(ErrServerClosed)
+			h.qmu.Unlock()
+		}
+		return dl
 	}
-	return dl
+	h.idleAt = time.Time{}
+	if d := h.e.cfg.IdleTimeout; d > 0 {
+		h.idleAt = time.Now().Add(d)
+	}
+	h.applyReadDeadlineLocked()
+	if h.rset {
+		return dlIdle
+	}
+	return dlNone
 }
 
 // waitToRead waits while reading is paused: by PauseReading, or while the
 // pending output is at MaxPendingOutput, until it is down to half. It
-// returns false if the server stops meanwhile.
-func (h *stdHandle) waitToRead() bool {
-	for !h.closed.Load() {
+// returns false if the server stops meanwhile, and whether it waited.
+func (h *stdHandle) waitToRead() (ok, waited bool) {
+	for ; !h.closed.Load(); waited = true {
 		h.mu.Lock()
 		paused := h.paused
 		h.mu.Unlock()
@@ -456,12 +603,12 @@ func (h *stdHandle) waitToRead() bool {
 			case <-h.resume:
 			case <-h.stopc:
 			case <-h.e.stop:
-				return false
+				return false, true
 			}
 			continue
 		}
 		if h.pending.Load() < h.max {
-			return true
+			return true, waited
 		}
 		for {
 			room := h.roomChan()
@@ -474,15 +621,15 @@ func (h *stdHandle) waitToRead() bool {
 			case <-h.stopc:
 			case <-h.e.stop:
 				h.waiters.Add(-1)
-				return false
+				return false, true
 			}
 			h.waiters.Add(-1)
 			if h.closed.Load() {
-				return true
+				return true, true
 			}
 		}
 	}
-	return true
+	return true, waited
 }
 
 // deliver calls OnData with in, once reading is not paused by the
@@ -548,23 +695,30 @@ func (e *stdnetEngine) converseHandler(sc *stdConn) string {
 func (h *stdHandle) read(in []byte, pre int) (string, bool) {
 	e, sc := h.e, h.sc
 	dl := dlNone
+	var last time.Time // of the last input, or of reading's resumption
 	for {
 		var n int
 		var err error
 		if pre > 0 {
 			n, pre = pre, 0
 		} else {
-			if !h.waitToRead() {
+			ok, waited := h.waitToRead()
+			if !ok {
 				return h.stopped()
 			}
 			if h.closed.Load() {
 				return "closed", true
 			}
+			if waited {
+				// Input may have waited in the kernel meanwhile.
+				last = time.Now()
+			}
 			size := min(max(int(h.max-h.pending.Load()), 1), len(in))
-			dl = h.handlerDeadline(dl)
+			dl = h.handlerDeadline(dl, last)
 			n, err = sc.c.Read(in[:size])
 		}
 		if n > 0 {
+			last = time.Now()
 			e.st.BytesIn.Add(int64(n))
 			if dl == dlDrain {
 				sc.drained = true
@@ -591,8 +745,12 @@ func (h *stdHandle) read(in []byte, pre int) (string, bool) {
 			case e.draining.Load():
 				// Shutdown interrupted the read: drain from now on.
 			default:
-				// The client sent nothing for IdleTimeout: what the
-				// kernel holds for it still goes, then the FIN.
+				// The client sent nothing for IdleTimeout or the read
+				// timeout: what the kernel holds for it still goes,
+				// then the FIN.
+				if !h.readExpired() {
+					break // a callback moved the deadline
+				}
 				if h.abort(ErrIdle, false) {
 					e.st.IdleClosed.Add(1)
 				}
