@@ -330,10 +330,10 @@ func (l *loop) timeout() time.Duration {
 	if l.acceptOff {
 		consider(l.acceptRetry)
 	}
-	if len(l.timers) > 0 {
+	if l.timers.len() > 0 {
 		// A timer years away wakes the loop once in a while, harmlessly:
 		// tick differences are exact only within 2^31.
-		consider(uint32(min(l.timers[0].at, l.e.now()+1<<30)))
+		consider(uint32(min(l.timers.first().at, l.e.now()+1<<30)))
 	}
 	if l.awaiting > 0 || l.awaitHeaders {
 		consider(l.drainAt)
@@ -357,7 +357,7 @@ func (l *loop) timeout() time.Duration {
 // expire drops idle and lingering connections whose time is up, and
 // watches the listeners again after an accept back-off.
 func (l *loop) expire() {
-	if l.idleTicks == 0 && l.linger.head < 0 && l.headers.head < 0 && !l.acceptOff && len(l.timers) == 0 {
+	if l.idleTicks == 0 && l.linger.head < 0 && l.headers.head < 0 && !l.acceptOff && l.timers.len() == 0 {
 		return
 	}
 	for t := l.timers.due(l.e.now()); t != nil; t = l.timers.due(l.e.now()) {

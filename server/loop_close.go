@@ -26,6 +26,10 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 		}
 	}
 	c.state |= stNoRead | stClosing
+	if h := c.handle(); h != nil {
+		// Writes made from now on could keep the FIN waiting for ever.
+		l.stopWrites(h)
+	}
 	switch {
 	case c.state&stBatched != 0:
 		// sendBatch goes on to closeGracefully once the answers are out.
@@ -43,7 +47,7 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 // FIN alone and drain until the client closes too, for at most lingerTime.
 func (l *loop) closeGracefully(c *conn, fd int) {
 	if h := c.handle(); h != nil {
-		if h.pending.Load() > 0 {
+		if l.writesQueued(h) {
 			// Writes queued before the close are still in the task
 			// queue: they go first (see wroteQueued).
 			return

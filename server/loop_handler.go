@@ -66,7 +66,9 @@ type pollTask struct {
 func (pc *pollConn) post(c *Conn, t task) error {
 	q := &pc.l.tasks
 	q.mu.Lock()
-	if c.closed.Load() {
+	// Once a shutdown has begun, writes from other goroutines could hold
+	// its FINs back for ever: they fail, and those before are sent.
+	if c.closed.Load() || t.kind == taskWrite && pc.l.stop.Load() {
 		q.mu.Unlock()
 		return ErrClosed
 	}
@@ -263,7 +265,7 @@ func (l *loop) notifyClosed() {
 }
 
 // stopWrites makes every later write to pc fail. Under the queue's lock,
-// so a write either is pollTask before it (and sent before the FIN) or
+// so a write either is queued before it (and sent before the FIN) or
 // fails.
 func (l *loop) stopWrites(pc *pollConn) {
 	l.tasks.mu.Lock()
@@ -271,7 +273,17 @@ func (l *loop) stopWrites(pc *pollConn) {
 	l.tasks.mu.Unlock()
 }
 
-// runTasks runs the tasks pollTask so far. A task for a handle that has
+// writesQueued makes every later write to pc fail, and reports whether
+// writes made before are still in the task queue. Not the pending count:
+// a write that counted its bytes may yet fail to queue them.
+func (l *loop) writesQueued(pc *pollConn) bool {
+	l.tasks.mu.Lock()
+	defer l.tasks.mu.Unlock()
+	pc.closed.Store(true)
+	return pc.queuedIn
+}
+
+// runTasks runs the tasks queued so far. A task for a handle that has
 // ended is dropped.
 func (l *loop) runTasks() {
 	q := &l.tasks
@@ -335,8 +347,8 @@ func reset(fd int) {
 // a burst's buffer goes back to the garbage collector.
 const maxSpare = 16 << 10
 
-// wroteQueued follows a pollTask write: a connection closing gracefully
-// sends its FIN once the writes pollTask before its close are out, and one
+// wroteQueued follows a queued write: a connection closing gracefully
+// sends its FIN once the writes queued before its close are out, and one
 // whose reading paused for its output may read again.
 func (l *loop) wroteQueued(c *conn, fd int) {
 	if c.state&stClosing != 0 && c.output() == nil && c.state&stBatched == 0 {
@@ -365,7 +377,7 @@ func (l *loop) resume(c *conn, fd int) {
 }
 
 // outstanding is a connection's output not yet taken by the kernel: its
-// pollTask answers, or for a handled connection its handle's count, which
+// queued answers, or for a handled connection its handle's count, which
 // takes in the writes waiting in the task queue too.
 func (l *loop) outstanding(c *conn) int {
 	if h := c.handle(); h != nil {

@@ -105,7 +105,9 @@ func newStdHandle(e *stdnetEngine, sc *stdConn) *stdHandle {
 
 func (h *stdHandle) post(c *Conn, t task) error {
 	h.qmu.Lock()
-	if c.closed.Load() {
+	// As on the poll engine: no write from another goroutine once a
+	// shutdown has begun, or it could hold the FIN back for ever.
+	if c.closed.Load() || t.kind == taskWrite && h.e.draining.Load() {
 		h.qmu.Unlock()
 		return ErrClosed
 	}
@@ -270,10 +272,10 @@ func (h *stdHandle) afterFunc(c *Conn, d time.Duration, f func()) *Timer {
 
 // arm sets the runtime timer for the earliest timer. h.mu is held.
 func (h *stdHandle) arm() {
-	if len(h.timers) == 0 {
+	if h.timers.len() == 0 {
 		return
 	}
-	d := time.Duration(h.timers[0].at - stdNow())
+	d := time.Duration(h.timers.first().at - stdNow())
 	if h.clock == nil {
 		h.clock = time.AfterFunc(d, h.tick)
 	} else {
