@@ -46,6 +46,12 @@ func (l *loop) finish(c *conn, fd int, eof bool) {
 // reset, which can destroy answers the client has not read yet; so send the
 // FIN alone and drain until the client closes too, for at most lingerTime.
 func (l *loop) closeGracefully(c *conn, fd int) {
+	if c.state&(stOpen|stLinger) != stOpen {
+		// Ended or lingering already: reached a second time by another
+		// path (a batch sent within runTasks, then wroteQueued), it would
+		// put the connection in the linger list twice.
+		return
+	}
 	if h := c.handle(); h != nil {
 		if l.writesQueued(h) {
 			// Writes queued before the close are still in the task

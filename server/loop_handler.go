@@ -192,6 +192,11 @@ func (pc *pollConn) checkTimeouts() {
 	fd := int(pc.fd)
 	c := l.e.table.get(fd)
 	now := l.e.now()
+	if c.state&(stPaused|stHeld) != 0 {
+		// Not reading is not the client's idleness: the wait starts again
+		// (as on stdnet, where no read is made meanwhile).
+		pc.lastIn = now
+	}
 	if d := pc.readTimeout; d > 0 && now >= pc.lastIn+ceilTicks(d) {
 		l.e.st.IdleClosed.Add(1)
 		setWhy(c, ErrIdle)

@@ -1,7 +1,7 @@
 // Command chat is a chat room on the server package's Handler API: every
 // line a client sends goes to every other client connected.
 //
-//	chat [-addr HOST:PORT] [-max-line BYTES] [-max-pending BYTES]
+//	chat [-addr HOST:PORT] [-max-line BYTES] [-max-pending BYTES] [-loops N]
 //
 // The protocol, which clients are written against: TCP; a line is the
 // bytes up to and including '\n', and an empty line is a line like any
@@ -18,6 +18,8 @@
 // client's delivery is delayed by it. A reader that keeps up is never
 // disconnected. EOF from a client removes it and closes its connection; an
 // unfinished last line is discarded.
+//
+// The server runs -loops event loops (0, the default, for GOMAXPROCS).
 //
 // It prints "listening on ADDR" on standard output once it serves, and
 // logs to standard error. SIGINT or SIGTERM shuts it down gracefully: the
@@ -48,43 +50,55 @@ const (
 	maxMaxPending = 1 << 30
 )
 
+// options are the command's flags.
+type options struct {
+	addr                       string
+	maxLine, maxPending, loops int
+	grace                      time.Duration
+}
+
 func main() {
+	var o options
 	fs := flag.NewFlagSet("chat", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:3139", "listen `address`, host:port (port 0 picks a free one)")
-	maxLine := fs.Int("max-line", defaultMaxLine, "longest line, its \\n included, in `bytes` (1 and up); a longer one disconnects its sender")
-	maxPending := fs.Int("max-pending", defaultMaxPending, "most `bytes` of lines held for a client, from -max-line to 1 GiB; past it the client is disconnected")
-	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long a shutdown waits for unsent lines (above 0)")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:3139", "listen `address`, host:port (port 0 picks a free one)")
+	fs.IntVar(&o.maxLine, "max-line", defaultMaxLine, "longest line, its \\n included, in `bytes` (1 and up); a longer one disconnects its sender")
+	fs.IntVar(&o.maxPending, "max-pending", defaultMaxPending, "most `bytes` of lines held for a client, from -max-line to 1 GiB; past it the client is disconnected")
+	fs.IntVar(&o.loops, "loops", 0, fmt.Sprintf("event loops: 0 (GOMAXPROCS) or 1 to %d", server.MaxLoops))
+	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for unsent lines (above 0)")
 	fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "chat: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		os.Exit(2)
 	}
-	if err := run(*addr, *maxLine, *maxPending, *grace); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chat:", err)
 		os.Exit(1)
 	}
 }
 
-// run serves the chat on addr until SIGINT or SIGTERM.
-func run(addr string, maxLine, maxPending int, grace time.Duration) error {
+// run serves the chat on o.addr until SIGINT or SIGTERM.
+func run(o options) error {
 	switch {
-	case maxLine < 1:
-		return fmt.Errorf("-max-line %d: want 1 and up", maxLine)
-	case maxPending < maxLine || maxPending > maxMaxPending:
-		return fmt.Errorf("-max-pending %d: want -max-line (%d) to 1 GiB", maxPending, maxLine)
-	case grace <= 0:
-		return fmt.Errorf("-shutdown-timeout %v: want above 0", grace)
+	case o.maxLine < 1:
+		return fmt.Errorf("-max-line %d: want 1 and up", o.maxLine)
+	case o.maxPending < o.maxLine || o.maxPending > maxMaxPending:
+		return fmt.Errorf("-max-pending %d: want -max-line (%d) to 1 GiB", o.maxPending, o.maxLine)
+	case o.loops < 0 || o.loops > server.MaxLoops:
+		return fmt.Errorf("-loops %d: want 0 (GOMAXPROCS) or 1 to %d", o.loops, server.MaxLoops)
+	case o.grace <= 0:
+		return fmt.Errorf("-shutdown-timeout %v: want above 0", o.grace)
 	}
 	// One queue for the server's records and the hub's: no log call of an
 	// event loop waits for standard error.
 	logq := server.NewLogQueue(slog.NewTextHandler(os.Stderr, nil))
 	log := slog.New(logq)
-	h := newHub(maxLine, log)
+	h := newHub(o.maxLine, log)
 	srv, err := server.New(server.Config{
-		Addr:             addr,
+		Addr:             o.addr,
 		Handler:          h,
-		MaxPendingOutput: maxPending,
+		MaxPendingOutput: o.maxPending,
+		Loops:            o.loops,
 		Logger:           log,
 	})
 	if err != nil {
@@ -106,8 +120,8 @@ func run(addr string, maxLine, maxPending int, grace time.Duration) error {
 	case <-ctx.Done():
 	}
 	stop() // a second signal ends the process at once
-	log.Info("shutting down", "timeout", grace)
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	log.Info("shutting down", "timeout", o.grace)
+	sctx, cancel := context.WithTimeout(context.Background(), o.grace)
 	defer cancel()
 	shutErr := srv.Shutdown(sctx)
 	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
