@@ -3,6 +3,13 @@
 // is answered with "I recieved your message\n", and the message "close"
 // ends the connection.
 //
+// Other protocols plug in at two levels: Config.NewProtocol, a Protocol
+// value per connection that turns input into output (request and
+// answer), or Config.Handler, a Handler with callbacks on the loop and a
+// Conn handle that any goroutine may write to, with bounded output,
+// deadlines and timers (chat, push, pub/sub); Handler's doc compares it
+// with gnet's EventHandler and nbio's Conn.
+//
 // The protocol is a pure state machine (Framer); an engine moves bytes
 // between sockets and it. The native engine runs event loops on package
 // poll; build with -tags evio to run on github.com/tidwall/evio instead, or

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -27,8 +26,10 @@ var errLineTooLong = errors.New("chat: line over -max-line")
 // was still owed.
 //
 // The members are a copy-on-write slice: a fan-out loads it with no lock
-// at all. Joining appends to it and leaving copies it, under mu; a leave
-// costs O(members), what fanning out one line costs anyway.
+// at all. Joining appends to it, under mu. Leaving only marks the member
+// gone; once more than half are gone, the slice is copied without them.
+// So a leave costs O(1) amortized, and a storm of thousands of clients
+// leaving at once is not thousands of copies of the room.
 type hub struct {
 	maxLine int
 	log     *slog.Logger
@@ -38,6 +39,7 @@ type hub struct {
 
 	mu      sync.Mutex                // serializes joins and leaves
 	members atomic.Pointer[[]*member] // read without mu
+	gone    int                       // members marked left, under mu
 }
 
 // member is a connection in the room.
@@ -47,6 +49,9 @@ type member struct {
 	// behind; no line is written to it from then on, so it gets each
 	// sender's lines up to a point, and none after.
 	dropped atomic.Bool
+	// left is set when the connection has closed: fan-outs skip it
+	// until the next compaction takes it out of the slice.
+	left atomic.Bool
 }
 
 // session is a connection's own state, kept with SetValue: only its loop
@@ -103,7 +108,7 @@ func (h *hub) OnClose(c *server.Conn, why error) {
 // is one write for each receiver.
 func (h *hub) broadcast(from *member, lines []byte) {
 	for _, m := range *h.members.Load() {
-		if m != from && !m.dropped.Load() {
+		if m != from && !m.dropped.Load() && !m.left.Load() {
 			h.write(m, lines)
 		}
 	}
@@ -134,20 +139,33 @@ func (h *hub) join(m *member) {
 	h.members.Store(&next)
 }
 
-// leave takes m out of the room, into a new array: fan-outs may still
-// read the old one.
+// leave takes m out of the room: it marks it left, and once more than
+// half the slice has left, stores a copy without them (fan-outs may still
+// read the old one).
 func (h *hub) leave(m *member) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	old := *h.members.Load()
-	i := slices.Index(old, m)
-	if i < 0 {
+	if m.left.Swap(true) {
 		return
 	}
-	next := make([]*member, 0, len(old)-1)
-	next = append(append(next, old[:i]...), old[i+1:]...)
+	h.gone++
+	old := *h.members.Load()
+	if 2*h.gone <= len(old) {
+		return
+	}
+	next := make([]*member, 0, len(old)-h.gone)
+	for _, o := range old {
+		if !o.left.Load() {
+			next = append(next, o)
+		}
+	}
 	h.members.Store(&next)
+	h.gone = 0
 }
 
 // size is the number of members.
-func (h *hub) size() int { return len(*h.members.Load()) }
+func (h *hub) size() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(*h.members.Load()) - h.gone
+}
