@@ -267,12 +267,12 @@ func TestHandlerReasons(t *testing.T) {
 	}
 }
 
-// TestHandlerWritersAndResets: 64 goroutines write to 200 connections
+// TestHandlerWritersAndResets: 64 goroutines write to 1,000 connections
 // while clients close and reset at random. Each client receives only what
 // was written to its connection, whole and in order; writes after the end
 // fail with ErrClosed.
 func TestHandlerWritersAndResets(t *testing.T) {
-	const conns, writers = 200, 64
+	const conns, writers = 1000, 64
 	r := newRecorder(false)
 	s, ok := handlerServer(t, server.Config{}, r)
 	if !ok {
