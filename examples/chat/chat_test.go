@@ -133,7 +133,7 @@ func sendLines(c *client, from, first, last int, rng *rand.Rand) error {
 
 func TestFanOut(t *testing.T) {
 	p := startChat(t)
-	cs := dialN(t, p.addr, 5)
+	cs := dialN(t, p.Addr, 5)
 	for _, c := range cs {
 		c.send(fmt.Sprintf("%s%s%s", testLine(c.id, 0), testLine(c.id, 1), testLine(c.id, 2)))
 	}
@@ -159,7 +159,7 @@ func quietAll(t *testing.T, cs []*client) {
 
 func TestEmptyLines(t *testing.T) {
 	p := startChat(t)
-	cs := dialN(t, p.addr, 3)
+	cs := dialN(t, p.Addr, 3)
 	// Pieces a server reads one at a time, the pauses allowing.
 	pieces := []string{"\n", "\n", "a", "b", "c\n\n", "\r\n", "\x00\xff", "\n", "\n\n\n"}
 	for _, s := range pieces {
@@ -188,7 +188,7 @@ func TestEmptyLines(t *testing.T) {
 func TestOrderPerSender(t *testing.T) {
 	const senders, readers, n = 4, 3, 5000
 	p := startChat(t, "-max-pending", "16777216")
-	cs := dialN(t, p.addr, senders+readers)
+	cs := dialN(t, p.Addr, senders+readers)
 	ids := []int{0, 1, 2, 3}
 	deadline := time.Now().Add(60 * time.Second)
 	var wg sync.WaitGroup
@@ -235,7 +235,7 @@ func TestMaxLine(t *testing.T) {
 		{name: "lines before in pieces", pieces: []string{"ok\nx", x(max - 1)}, want: "ok\n", gone: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cs := dialN(t, p.addr, 4)
+			cs := dialN(t, p.Addr, 4)
 			sender, witness := cs[0], cs[3]
 			for i, s := range tc.pieces {
 				if i > 0 {
@@ -266,7 +266,7 @@ func TestMaxLine(t *testing.T) {
 
 func TestMaxLineDefault(t *testing.T) {
 	p := startChat(t)
-	cs := dialN(t, p.addr, 3)
+	cs := dialN(t, p.Addr, 3)
 	line := strings.Repeat("y", defaultMaxLine-1) + "\n"
 	cs[0].send(line)
 	if got := cs[1].line(10 * time.Second); got != line {
@@ -282,7 +282,7 @@ func TestEOFDiscardsUnfinished(t *testing.T) {
 	p := startChat(t)
 	for _, how := range []string{"half-close", "close", "reset"} {
 		t.Run(how, func(t *testing.T) {
-			cs := dialN(t, p.addr, 3)
+			cs := dialN(t, p.Addr, 3)
 			sender, receiver, witness := cs[0], cs[1], cs[2]
 			sender.send("whole\nunfinished")
 			if got := receiver.line(10 * time.Second); got != "whole\n" {
@@ -315,7 +315,7 @@ func TestSlowReader(t *testing.T) {
 		chunk = 64 << 10 // published at once; readers are at most two behind
 	)
 	p := startChat(t)
-	cs := dialN(t, p.addr, 5)
+	cs := dialN(t, p.Addr, 5)
 	pub, readers, stalled := cs[0], cs[1:4], cs[4]
 	var lines [][]byte // chunks of whole lines
 	var buf []byte
@@ -390,7 +390,7 @@ func TestSlowReader(t *testing.T) {
 		b = b[i+1:]
 	}
 	t.Logf("the stalled client read %d lines of %d before it was disconnected", k.lines, n)
-	log := p.stop(t)
+	log := p.Stop(t)
 	if !strings.Contains(log, "disconnected a client that does not read") || !strings.Contains(log, "dropped=1 ") {
 		t.Errorf("the log does not tell of one client dropped:\n%s", log)
 	}
@@ -400,7 +400,7 @@ func TestSlowReader(t *testing.T) {
 // the end of its connection.
 func TestShutdown(t *testing.T) {
 	p := startChat(t)
-	cs := dialN(t, p.addr, 3)
+	cs := dialN(t, p.Addr, 3)
 	cs[0].send("before\n")
 	for _, c := range cs[1:] {
 		if got := c.line(10 * time.Second); got != "before\n" {
@@ -408,7 +408,7 @@ func TestShutdown(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	log := p.stop(t)
+	log := p.Stop(t)
 	for _, c := range cs {
 		if b := c.disconnected(10 * time.Second); len(b) > 0 {
 			t.Errorf("client %d read %q at the end", c.id, b)
@@ -436,7 +436,7 @@ func TestChurn(t *testing.T) {
 		burstGap = 1000 // ms, the most a sender waits between bursts
 	)
 	p := startChat(t)
-	cs := dialN(t, p.addr, stable)
+	cs := dialN(t, p.Addr, stable)
 	deadline := time.Now().Add(run + 60*time.Second)
 	ids := make([]int, senders)
 	for i := range ids {
@@ -501,7 +501,7 @@ func TestChurn(t *testing.T) {
 				cc := conns[i]
 				switch r := rng.IntN(10); {
 				case cc == nil:
-					cc, err := dialChurn(t, p.addr, int(nextID.Add(1)), deadline)
+					cc, err := dialChurn(t, p.Addr, int(nextID.Add(1)), deadline)
 					if err != nil {
 						t.Error(err)
 						return
@@ -563,7 +563,7 @@ func TestChurn(t *testing.T) {
 			}
 		}
 	}
-	log := p.stop(t)
+	log := p.Stop(t)
 	if !strings.Contains(log, "dropped=0 ") {
 		t.Errorf("clients were dropped:\n%s", log)
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpoll/poll/internal/proctest"
 	"github.com/tcpoll/poll/internal/storm"
 )
 
@@ -49,7 +50,7 @@ func TestStorm(t *testing.T) {
 	// they are not cut off, and this test is about the ends of
 	// connections, not backpressure.
 	p := startChat(t, "-loops", "2", "-max-pending", "16777216", "-shutdown-timeout", "5s")
-	cs := dialN(t, p.addr, steady)
+	cs := dialN(t, p.Addr, steady)
 	ids := make([]int, publishers)
 	for i := range ids {
 		ids[i] = i
@@ -98,7 +99,7 @@ func TestStorm(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), run+30*time.Second)
 	defer cancel()
-	res, err := storm.Run(ctx, chatStorm(p.addr, run))
+	res, err := storm.Run(ctx, chatStorm(p.Addr, run))
 	end := time.Now()
 	close(stop)
 	writers.Wait()
@@ -116,7 +117,7 @@ func TestStorm(t *testing.T) {
 	}
 	readers.Wait()
 	t.Logf("%d lines published to %d readers, who read %d storm lines besides", published.Load(), steady, stormRead.Load())
-	p.alive(t, "the storm")
+	alive(t, p, "the storm")
 
 	// Idle: the second that starts a second after the storm, as in
 	// cmd/tcpoll's TestResetStorm. The race-built process may take a
@@ -135,9 +136,9 @@ func TestStorm(t *testing.T) {
 	}
 	time.Sleep(time.Until(end.Add(time.Second)))
 	for {
-		c0 := p.cpu(t)
+		c0 := procCPU(t, p)
 		time.Sleep(time.Second)
-		cpu := p.cpu(t) - c0
+		cpu := procCPU(t, p) - c0
 		after := time.Since(end) - time.Second
 		if cpu < 50*time.Millisecond {
 			t.Logf("CPU in the second that started %v after the storm: %v", after.Round(100*time.Millisecond), cpu)
@@ -149,16 +150,16 @@ func TestStorm(t *testing.T) {
 			break
 		}
 	}
-	p.alive(t, "the second after the storm")
+	alive(t, p, "the second after the storm")
 
-	exchange(t, p.addr, 8, time.Second)
-	p.alive(t, "the fresh clients' exchange")
+	exchange(t, p.Addr, 8, time.Second)
+	alive(t, p, "the fresh clients' exchange")
 }
 
 // stdnetBuild reports whether the chat runs on the stdnet engine: built,
 // like the tests, with -tags stdnet.
 func stdnetBuild() bool {
-	for _, f := range buildFlags() {
+	for _, f := range proctest.BuildFlags() {
 		if slices.Contains(strings.FieldsFunc(f, func(r rune) bool { return r == ',' || r == ' ' }), "stdnet") {
 			return true
 		}
@@ -283,23 +284,23 @@ func exchange(t *testing.T, addr string, n int, d time.Duration) {
 
 // alive fails the test now if the process has exited, or has reported a
 // data race or a panic on its standard error.
-func (p *proc) alive(t *testing.T, during string) {
+func alive(t *testing.T, p *proctest.Proc, during string) {
 	t.Helper()
 	select {
-	case <-p.exited:
-		t.Fatalf("chat exited during %s: %v\n%s", during, p.werr, p.stderr.String())
+	case <-p.Exited:
+		t.Fatalf("chat exited during %s: %v\n%s", during, p.Err(), p.Stderr())
 	default:
 	}
-	if s := p.stderr.String(); strings.Contains(s, "DATA RACE") || strings.Contains(s, "panic:") {
+	if s := p.Stderr(); strings.Contains(s, "DATA RACE") || strings.Contains(s, "panic:") {
 		t.Fatalf("chat's standard error after %s:\n%s", during, s)
 	}
 }
 
 // cpu is the process's CPU time so far, user and system: fields 14 and 15
 // of /proc/PID/stat, in ticks of 10 ms (USER_HZ).
-func (p *proc) cpu(t *testing.T) time.Duration {
+func procCPU(t *testing.T, p *proctest.Proc) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}

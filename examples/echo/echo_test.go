@@ -116,7 +116,7 @@ func TestSplits(t *testing.T) {
 	p := startEcho(t)
 	var wg sync.WaitGroup
 	for i := range 8 {
-		c := dialEcho(t, p.addr)
+		c := dialEcho(t, p.Addr)
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
 			if err := exchange(c, randomBytes(rng, 1<<20), 8192, rng); err != nil {
@@ -125,7 +125,7 @@ func TestSplits(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	checkLog(t, p.stop(t))
+	checkLog(t, p.Stop(t))
 }
 
 // TestLarge: 48 MB through one connection, read as it is sent.
@@ -133,11 +133,11 @@ func TestLarge(t *testing.T) {
 	p := startEcho(t)
 	rng := rand.New(rand.NewPCG(2, 2))
 	start := time.Now()
-	if err := exchange(dialEcho(t, p.addr), randomBytes(rng, 48<<20), 256<<10, rng); err != nil {
+	if err := exchange(dialEcho(t, p.Addr), randomBytes(rng, 48<<20), 256<<10, rng); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("48 MB there and back in %v", time.Since(start).Round(time.Millisecond))
-	checkLog(t, p.stop(t))
+	checkLog(t, p.Stop(t))
 }
 
 // writeUntilStalled writes data to c from another goroutine, without
@@ -178,7 +178,7 @@ func writeUntilStalled(t *testing.T, c *net.TCPConn, data []byte) (int64, <-chan
 // byte comes back.
 func TestNoRead(t *testing.T) {
 	p := startEcho(t)
-	c := dialEcho(t, p.addr)
+	c := dialEcho(t, p.Addr)
 	data := randomBytes(rand.New(rand.NewPCG(3, 3)), 64<<20)
 	stalled, done := writeUntilStalled(t, c, data)
 	t.Logf("writes stalled after %d KiB", stalled>>10)
@@ -194,7 +194,7 @@ func TestNoRead(t *testing.T) {
 	if i := firstDiff(got, data); i >= 0 {
 		t.Fatalf("byte %d differs", i)
 	}
-	checkLog(t, p.stop(t))
+	checkLog(t, p.Stop(t))
 }
 
 // TestShutdown: SIGTERM ends the process; a client that reads gets its
@@ -203,16 +203,16 @@ func TestNoRead(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	p := startEcho(t, "-shutdown-timeout", "1s")
 	// The grace ran out for the client that does not read.
-	p.exitOK = func(err error) bool {
-		return err != nil && strings.Contains(p.stderr.String(), "echo: shutdown: context deadline exceeded")
+	p.ExitOK = func(err error) bool {
+		return err != nil && strings.Contains(p.Stderr(), "echo: shutdown: context deadline exceeded")
 	}
-	reader, stuck := dialEcho(t, p.addr), dialEcho(t, p.addr)
+	reader, stuck := dialEcho(t, p.Addr), dialEcho(t, p.Addr)
 	writeUntilStalled(t, stuck, make([]byte, 64<<20))
 	if _, err := io.WriteString(reader, "bye"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	p.stop(t)
+	p.Stop(t)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the process took %v to stop", d)
 	}
