@@ -332,6 +332,8 @@ func (t *Timer) Stop() bool {
 
 // AfterFunc runs f on the connection's loop once d has passed, unless the
 // connection has ended by then or the timer was stopped. On the loop only.
+// A timer outliving its connection holds f until its time: stop long ones
+// in OnClose.
 // The poll engine keeps a loop's timers in one heap and reads its earliest
 // once a turn to bound its wait: no goroutine and no runtime timer per
 // connection, arming and stopping in O(log n), nothing at all while idle.

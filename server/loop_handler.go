@@ -37,6 +37,9 @@ type pollConn struct {
 	in       []byte
 	queuedIn bool
 	spare    []byte
+	// taken: runTasks holds bytes of in it has not written yet (the
+	// loop's); a graceful close waits for them as for queuedIn.
+	taken bool
 	// dl checks the read and write timeouts: one entry in the loop's
 	// timer heap while either is set, whatever the traffic. Input and
 	// output record only their time (lastIn, lastOut: ticks of the last
@@ -285,7 +288,7 @@ func (l *loop) writesQueued(pc *pollConn) bool {
 	l.tasks.mu.Lock()
 	defer l.tasks.mu.Unlock()
 	pc.closed.Store(true)
-	return pc.queuedIn
+	return pc.queuedIn || pc.taken
 }
 
 // runTasks runs the tasks queued so far. A task for a handle that has
@@ -298,7 +301,7 @@ func (l *loop) runTasks() {
 	for i := range ts {
 		if pc := ts[i].pc; ts[i].t.kind == taskWrite {
 			ts[i].t.b, pc.in, pc.spare = pc.in, pc.spare[:0], nil
-			pc.queuedIn = false
+			pc.queuedIn, pc.taken = false, true
 		}
 	}
 	q.mu.Unlock()
@@ -306,13 +309,18 @@ func (l *loop) runTasks() {
 		pc, t := ts[i].pc, ts[i].t
 		ts[i] = pollTask{} // the task's bytes and function go now
 		if pc.ended {
+			pc.taken = false
 			continue
 		}
 		fd := int(pc.fd)
 		c := l.e.table.get(fd)
 		switch t.kind {
 		case taskWrite:
+			// A batch sent while these bytes queue may reach the
+			// connection's closeGracefully (sendBatch): taken tells it
+			// they are still to go, until write has them.
 			ok := l.write(c, fd, t.b)
+			pc.taken = false
 			if cap(t.b) <= maxSpare {
 				pc.spare = t.b[:0] // write copied what it kept
 			}

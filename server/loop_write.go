@@ -70,8 +70,8 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 		// for every batch of a burst is garbage the loops then pay for in
 		// collections.
 		l.sendBatch()
-		if c.state&stOpen == 0 {
-			return false
+		if c.state&(stOpen|stLinger) != stOpen {
+			return false // ended, or its FIN is out: nothing more goes
 		}
 		if c.output() != nil {
 			return l.keep(c, fd, out)
@@ -90,8 +90,8 @@ func (l *loop) queue(c *conn, fd int, out []byte) bool {
 		// callers write a connection's answers back to back, so this is a
 		// guard: send the batch first, so that these follow on the wire.
 		l.sendBatch()
-		if c.state&stOpen == 0 {
-			return false
+		if c.state&(stOpen|stLinger) != stOpen {
+			return false // ended, or its FIN is out: nothing more goes
 		}
 		if c.output() != nil {
 			return l.keep(c, fd, out)
