@@ -28,8 +28,8 @@ type conn struct {
 	// (linger list).
 	since      uint32
 	prev, next int32 // list links, descriptor numbers; -1 ends
-	// fr is the protocol state when the server runs the built-in protocol;
-	// other protocols' values live in the loop's protos map.
+	// fr is the protocol state when the server runs the built-in
+	// protocol; another Protocol's value lives in the connExt.
 	fr Framer
 	// x is the rest, for a connection that has more; nil for an idle one
 	// of the built-in protocol.

@@ -304,7 +304,8 @@ func (c *Conn) SetReadTimeout(d time.Duration) {
 
 // SetWriteTimeout closes the connection at once, with ErrWriteTimeout,
 // once output has waited for d without the kernel taking any of it: a
-// client that accepts nothing. Any progress restarts the wait; 0 turns it
+// client that accepts nothing. The wait counts from the last progress or
+// from the call, whichever is later; any progress restarts it; 0 turns it
 // off. On the loop only.
 func (c *Conn) SetWriteTimeout(d time.Duration) {
 	c.writeTimeout = max(d, 0)

@@ -178,7 +178,7 @@ func idleTicks(d time.Duration) uint32 {
 	if d <= 0 {
 		return 0
 	}
-	return uint32((d+time.Millisecond-1)/time.Millisecond) + 1
+	return uint32(ceilTicks(d))
 }
 
 // run is the loop: each turn waits for events, handles them, then ends

@@ -46,9 +46,9 @@ type pollConn struct {
 	// input, and of the output's last progress or the start of its
 	// wait); when dl comes due it finds the deadline moved, or acts.
 	// readSet is the read timeout it measures, to tell a new one.
-	dl              Timer
-	lastIn, lastOut int64
-	readSet         time.Duration
+	dl                Timer
+	lastIn, lastOut   int64
+	readSet, writeSet time.Duration
 	// closeBy is the tick by which a graceful close must be done (0:
 	// none), after which the connection is reset.
 	closeBy int64
@@ -156,9 +156,15 @@ func (pc *pollConn) timeoutsChanged(c *Conn) {
 		return
 	}
 	now := pc.l.e.now()
+	// A new timeout counts from now at the earliest: progress made
+	// while none was set was not recorded.
 	if c.readTimeout != pc.readSet {
 		pc.readSet = c.readTimeout
-		pc.lastIn = now // a new timeout counts from now at the earliest
+		pc.lastIn = now
+	}
+	if c.writeTimeout != pc.writeSet {
+		pc.writeSet = c.writeTimeout
+		pc.lastOut = now
 	}
 	pc.dl.Stop()
 	pc.armTimeouts(now)
@@ -371,22 +377,6 @@ func (l *loop) wroteQueued(c *conn, fd int) {
 	if c.state&stPaused != 0 && c.output() == nil {
 		l.resume(c, fd)
 	}
-}
-
-// resume lets a connection whose reading paused for its pending output
-// read again, once that is down to half the bound.
-func (l *loop) resume(c *conn, fd int) {
-	if l.outstanding(c) > l.e.cfg.MaxPendingOutput/2 {
-		return
-	}
-	c.state &^= stPaused
-	if c.state&stDraining != 0 {
-		l.readable(c, fd)
-		if c.state&stOpen == 0 {
-			return
-		}
-	}
-	l.setInterest(c, fd)
 }
 
 // outstanding is a connection's output not yet taken by the kernel: its

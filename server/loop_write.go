@@ -213,13 +213,9 @@ func (l *loop) flush(c *conn, fd int) bool {
 		c.x.out = nil
 		l.trimExt(c)
 	}
-	if c.state&stPaused != 0 && l.outstanding(c) <= l.e.cfg.MaxPendingOutput/2 {
-		c.state &^= stPaused
-		if c.state&stDraining != 0 {
-			l.readable(c, fd)
-			if c.state&stOpen == 0 {
-				return false
-			}
+	if c.state&stPaused != 0 {
+		if l.resume(c, fd); c.state&stOpen == 0 {
+			return false
 		}
 	}
 	if c.output() == nil && c.state&(stClosing|stLinger) == stClosing {
@@ -228,6 +224,22 @@ func (l *loop) flush(c *conn, fd int) bool {
 	}
 	l.setInterest(c, fd)
 	return c.state&stOpen != 0
+}
+
+// resume lets a connection whose reading paused for its pending output
+// read again, once that is down to half the bound.
+func (l *loop) resume(c *conn, fd int) {
+	if l.outstanding(c) > l.e.cfg.MaxPendingOutput/2 {
+		return
+	}
+	c.state &^= stPaused
+	if c.state&stDraining != 0 {
+		l.readable(c, fd)
+		if c.state&stOpen == 0 {
+			return
+		}
+	}
+	l.setInterest(c, fd)
 }
 
 // setInterest makes the poller registration match the state.

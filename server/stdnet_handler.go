@@ -83,9 +83,19 @@ type stdHandle struct {
 	// wfrom is when the writer's Write began, after the last progress;
 	// writing: the writer is in a Write. wset: a write deadline is set.
 	// closeBy bounds the writes of a Close (CloseTimeout); zero before.
-	wfrom, closeBy time.Time
-	writing        bool
-	wset           bool
+	// wtoFrom is when wto last changed: its wait begins at the later of
+	// wfrom and wtoFrom.
+	wfrom, closeBy, wtoFrom time.Time
+	writing                 bool
+	wset                    bool
+}
+
+// wtoStart is when the write timeout's wait began. sc.mu is held.
+func (h *stdHandle) wtoStart() time.Time {
+	if h.wtoFrom.After(h.wfrom) {
+		return h.wtoFrom
+	}
+	return h.wfrom
 }
 
 func newStdHandle(e *stdnetEngine, sc *stdConn) *stdHandle {
@@ -175,7 +185,9 @@ func (h *stdHandle) timeoutsChanged(c *Conn) {
 	if c.readTimeout != h.rto {
 		h.rto, h.rfrom = c.readTimeout, time.Now()
 	}
-	h.wto = c.writeTimeout
+	if c.writeTimeout != h.wto {
+		h.wto, h.wtoFrom = c.writeTimeout, time.Now()
+	}
 	if !h.closed.Load() && !h.e.draining.Load() {
 		h.applyReadDeadlineLocked()
 	}
@@ -225,10 +237,11 @@ func (h *stdHandle) boundClose() {
 // wfrom, and a Close's bound. sc.mu is held.
 func (h *stdHandle) applyWriteDeadlineLocked() {
 	at := h.closeBy
-	for _, d := range []time.Duration{h.e.cfg.IdleTimeout, h.wto} {
-		if w := h.wfrom.Add(d); d > 0 && (at.IsZero() || w.Before(at)) {
-			at = w
-		}
+	if d := h.e.cfg.IdleTimeout; d > 0 && (at.IsZero() || h.wfrom.Add(d).Before(at)) {
+		at = h.wfrom.Add(d)
+	}
+	if d := h.wto; d > 0 && (at.IsZero() || h.wtoStart().Add(d).Before(at)) {
+		at = h.wtoStart().Add(d)
 	}
 	if !at.IsZero() || h.wset {
 		h.sc.c.SetWriteDeadline(at)
@@ -245,15 +258,17 @@ func (h *stdHandle) writeExpired(progress bool) (why error, ok bool) {
 	h.sc.mu.Lock()
 	defer h.sc.mu.Unlock()
 	now := time.Now()
-	passed := func(d time.Duration) bool { return d > 0 && !now.Before(h.wfrom.Add(d)) }
-	switch idle := h.e.cfg.IdleTimeout; {
+	wtoPassed := h.wto > 0 && !now.Before(h.wtoStart().Add(h.wto))
+	idle := h.e.cfg.IdleTimeout
+	idlePassed := idle > 0 && !now.Before(h.wfrom.Add(idle))
+	switch {
 	case !h.closeBy.IsZero() && !now.Before(h.closeBy):
 		return nil, true
 	case progress:
 		return nil, false
-	case passed(h.wto) && (!passed(idle) || h.wto <= idle):
+	case wtoPassed && (!idlePassed || h.wto <= idle):
 		return ErrWriteTimeout, true
-	case passed(idle):
+	case idlePassed:
 		return ErrIdle, true
 	}
 	return nil, false
