@@ -454,6 +454,13 @@ func TestUpgradeStopWhilePending(t *testing.T) {
 			if !gone(child) {
 				t.Errorf("the successor, %d, outlives the old process", child)
 			}
+			// The process has exited, but its last lines may still be in
+			// the pipe.
+			select {
+			case <-p.logDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the old process's output did not end")
+			}
 			if got := len(p.log.matching("killed it")); got != tc.kills {
 				t.Errorf("%d lines saying the successor was killed, want %d", got, tc.kills)
 			}

@@ -88,8 +88,9 @@ type proc struct {
 	debug string // where its expvar counters are
 	log   *logSink
 
-	exited chan struct{} // closed once the process has exited
-	werr   error         // how it exited, once it has
+	exited  chan struct{} // closed once the process has exited
+	werr    error         // how it exited, once it has
+	logDone chan struct{} // closed once its output, and its successors', is read to the end
 }
 
 // startServer runs `tcpoll serve` on 127.0.0.1 with expvar on, more flags
@@ -141,11 +142,12 @@ func launch(t *testing.T, cmd *exec.Cmd) *proc {
 	}
 	w.Close()
 	p := &proc{
-		pid:    cmd.Process.Pid,
-		log:    newLogSink(),
-		exited: make(chan struct{}),
+		pid:     cmd.Process.Pid,
+		log:     newLogSink(),
+		exited:  make(chan struct{}),
+		logDone: make(chan struct{}),
 	}
-	logDone := make(chan struct{})
+	logDone := p.logDone
 	go func() {
 		p.log.read(r)
 		r.Close()
@@ -378,6 +380,19 @@ func (s *logSink) read(r io.Reader) {
 				msg = u
 			}
 		}
+		// The line is recorded before the listening address is sent, so a
+		// test woken by that address finds the line in matching.
+		s.mu.Lock()
+		s.counts[msg]++
+		s.levels[level]++
+		s.lines++
+		if len(s.last) < cap(s.last) {
+			s.last = append(s.last, line)
+		} else {
+			s.last[s.next] = line
+			s.next = (s.next + 1) % len(s.last)
+		}
+		s.mu.Unlock()
 		switch msg {
 		case "debug server":
 			if m := addrRE.FindStringSubmatch(line); m != nil {
@@ -391,17 +406,6 @@ func (s *logSink) read(r io.Reader) {
 				}
 			}
 		}
-		s.mu.Lock()
-		s.counts[msg]++
-		s.levels[level]++
-		s.lines++
-		if len(s.last) < cap(s.last) {
-			s.last = append(s.last, line)
-		} else {
-			s.last[s.next] = line
-			s.next = (s.next + 1) % len(s.last)
-		}
-		s.mu.Unlock()
 	}
 }
 
