@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,10 @@ const (
 	// per connection in 32-bit milliseconds, whose differences stay exact up
 	// to 2^31 ms (24.8 days).
 	MaxIdleTimeout = 24 * 24 * time.Hour
+	// DefaultHandshakeTimeout bounds a TLS handshake (Config.HandshakeTimeout).
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultMaxHandshakes caps the TLS handshakes in flight (Config.MaxHandshakes).
+	DefaultMaxHandshakes = 1024
 	// maxPendingCap is where MaxPendingOutput is clamped: a client's
 	// queued answers are counted in int, and past 1 GiB each the bound
 	// means no bound on any machine anyway.
@@ -163,6 +168,31 @@ type Config struct {
 	// serves the acknowledgement protocol with MaxMessage and Framing.
 	NewProtocol func() Protocol
 
+	// TLS, when set, serves every connection inside TLS, on Go's own
+	// crypto/tls: the protocol or Handler sees the plaintext, and
+	// MaxPendingOutput counts the ciphertext waiting for the client. It
+	// needs a certificate (Certificates or GetCertificate, as
+	// tls.Server does). The server works on a clone, with
+	// DynamicRecordSizingDisabled set: answers go out one record per write,
+	// however young the connection. With ProxyProtocol the PROXY header
+	// comes first, in the clear, as HAProxy sends it. The poll and stdnet
+	// engines support it; New fails on evio.
+	TLS *tls.Config
+	// HandshakeTimeout bounds a TLS handshake, from the connection's
+	// accept (or the end of its PROXY header) to the client's Finished: 0
+	// for the default (DefaultHandshakeTimeout, 5s), else 1ms to 1h. A
+	// client that sends nothing, stalls midway or sends garbage is closed
+	// and counted in Stats.TLSErrors.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes caps the TLS handshakes computing or waiting for the
+	// client's second flight at once: 0 for the default
+	// (DefaultMaxHandshakes, 1024), else 1 to 1<<20. Each holds a
+	// goroutine. A connection whose ClientHello is complete waits, with
+	// it, for a handshake to end past the cap; one that has not sent its
+	// ClientHello yet holds no goroutine and does not count, so silent and
+	// slow clients cannot crowd out a healthy one.
+	MaxHandshakes int
+
 	// builtin is set by withDefaults when NewProtocol makes plain Framers,
 	// so an engine may embed the Framer in its connection state instead.
 	builtin bool
@@ -216,6 +246,25 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IdleTimeout > 0 && c.IdleTimeout < time.Millisecond {
 		c.IdleTimeout = time.Millisecond
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.HandshakeTimeout < time.Millisecond || c.HandshakeTimeout > time.Hour {
+		return c, fmt.Errorf("server: HandshakeTimeout %v is outside its range: 0 (5s) or 1ms to 1h", c.HandshakeTimeout)
+	}
+	if c.MaxHandshakes == 0 {
+		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.MaxHandshakes < 1 || c.MaxHandshakes > 1<<20 {
+		return c, rangeError("MaxHandshakes", c.MaxHandshakes, "0 (1024) or 1 to 1048576")
+	}
+	if c.TLS != nil {
+		if len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil {
+			return c, errors.New("server: TLS has no certificate (Certificates, GetCertificate or GetConfigForClient)")
+		}
+		c.TLS = c.TLS.Clone()
+		c.TLS.DynamicRecordSizingDisabled = true
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -204,6 +204,9 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 	if cfg.ProxyProtocol || cfg.MaxConnsPerIP > 0 {
 		return nil, errors.New("server: the evio engine has no ProxyProtocol or MaxConnsPerIP")
 	}
+	if cfg.TLS != nil {
+		return nil, fmt.Errorf("server: the evio engine has no TLS: %w", errors.ErrUnsupported)
+	}
 	e := &evioEngine{
 		cfg:      cfg,
 		st:       st,

@@ -42,6 +42,10 @@ type Stats struct {
 	// RejectedPerIP counts connections closed at once because their client
 	// address had Config.MaxConnsPerIP open already.
 	RejectedPerIP atomic.Int64
+	// TLSErrors counts connections closed because their TLS handshake
+	// failed or did not end within Config.HandshakeTimeout, and
+	// established ones closed for a TLS error (a bad record or alert).
+	TLSErrors atomic.Int64
 }
 
 // Snapshot returns the counters by name, for expvar and logs.
@@ -59,5 +63,6 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"accept_errors":   s.AcceptErrors.Load(),
 		"proxy_errors":    s.ProxyErrors.Load(),
 		"rejected_per_ip": s.RejectedPerIP.Load(),
+		"tls_errors":      s.TLSErrors.Load(),
 	}
 }
