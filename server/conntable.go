@@ -38,20 +38,21 @@ type conn struct {
 
 // connExt is what a connection has beyond the common 40 bytes, in one
 // place: output waiting for the socket, another Protocol, a Handler's
-// handle (its queued writes and timers with it), the PROXY header parser
-// and the address counted against MaxConnsPerIP. A loop keeps the ones it
-// frees for its next connections.
+// handle (its queued writes and timers with it), the PROXY header parser,
+// the address counted against MaxConnsPerIP and the TLS state. A loop
+// keeps the ones it frees for its next connections.
 type connExt struct {
 	out   *outBuf      // output the socket has not taken yet
 	proto Protocol     // Config.NewProtocol's value
 	h     *pollConn    // the Handler's handle
 	hdr   *ProxyHeader // until the PROXY header is complete
 	ip    netip.Addr   // counted in the engine's ipLimit, when valid
+	tls   *tlsConn     // with Config.TLS
 }
 
 // empty reports whether x holds nothing.
 func (x *connExt) empty() bool {
-	return x.out == nil && x.proto == nil && x.h == nil && x.hdr == nil && !x.ip.IsValid()
+	return x.out == nil && x.proto == nil && x.h == nil && x.hdr == nil && !x.ip.IsValid() && x.tls == nil
 }
 
 // output is the connection's output waiting for the socket, or nil.

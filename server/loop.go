@@ -24,8 +24,8 @@ const (
 
 // Connection states. A live connection has stOpen and lives in exactly one
 // of its loop's lists: headers (waiting for its PROXY header, in order of
-// arrival), active (ordered by last input when IdleTimeout is set) or
-// linger. A dropped one has state 0 until its descriptor closes
+// arrival), handshakes (its TLS handshake, in order of start), active
+// (ordered by last input when IdleTimeout is set) or linger. A dropped one has state 0 until its descriptor closes
 // at the end of the turn (see drop).
 const (
 	stOpen     = 1 << iota
@@ -38,6 +38,8 @@ const (
 	stBatched  // answers wait in the loop's send batch; c.output() is nil
 	stProxy    // in the headers list: its PROXY header is not complete yet
 	stHeld     // reading paused by the Handler (Conn.PauseReading)
+	// stHandshake: in the handshakes list, its TLS handshake not done
+	stHandshake
 )
 
 // loop is one event loop: a poller, its listeners, and the connections it
@@ -70,7 +72,7 @@ type loop struct {
 	buf    []byte // the loop's one read buffer
 	out    []byte // scratch for answers before they are written
 
-	headers, active, linger list
+	headers, handshakes, active, linger list
 	// freeHeaders and freeExts are PROXY header parsers and connExts to
 	// reuse.
 	freeHeaders []*ProxyHeader
@@ -86,6 +88,18 @@ type loop struct {
 	tasks  taskQueue
 	ended  []*pollConn
 	timers timerHeap
+
+	// With Config.TLS: tlsq brings handshake goroutines' output and ends;
+	// hsBusy counts the loop's handshake goroutines, up to hsCap (its share
+	// of MaxHandshakes), and hsWait holds the connections whose ClientHello
+	// waits for one. plain, sealed and alert are scratch for decryption,
+	// encryption and close_notify.
+	tlsq          tlsQueue
+	hsBusy, hsCap int
+	hsWait        []*tlsConn
+	plain, sealed []byte
+	alert         []byte
+	hsTicks       uint32
 
 	// ring sends a turn's answers together (see sendRing); nil where
 	// io_uring is unavailable or Config.DirectSend is set. Until the turn
@@ -152,18 +166,24 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 		}
 	}
 	l := &loop{
-		e:         e,
-		p:         p,
-		lfds:      lfds,
-		listening: len(lfds) > 0,
-		events:    make([]poll.Event, 256),
-		buf:       make([]byte, readBufSize),
-		out:       make([]byte, 0, readBufSize),
-		headers:   newList(),
-		active:    newList(),
-		linger:    newList(),
-		logConns:  e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
-		idleTicks: idleTicks(e.cfg.IdleTimeout),
+		e:          e,
+		p:          p,
+		lfds:       lfds,
+		listening:  len(lfds) > 0,
+		events:     make([]poll.Event, 256),
+		buf:        make([]byte, readBufSize),
+		out:        make([]byte, 0, readBufSize),
+		headers:    newList(),
+		handshakes: newList(),
+		active:     newList(),
+		linger:     newList(),
+		logConns:   e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
+		idleTicks:  idleTicks(e.cfg.IdleTimeout),
+	}
+	if e.cfg.TLS != nil {
+		loops := e.cfg.Loops
+		l.hsCap = max((e.cfg.MaxHandshakes+loops-1)/loops, 1)
+		l.hsTicks = uint32(ceilTicks(e.cfg.HandshakeTimeout))
 	}
 	return l, nil
 }
@@ -203,7 +223,7 @@ func (l *loop) run() {
 			}
 		}
 		sent := l.endTurn()
-		if l.stopping && l.headers.head < 0 && l.active.head < 0 && l.linger.head < 0 && l.seal() {
+		if l.stopping && l.headers.head < 0 && l.handshakes.head < 0 && l.active.head < 0 && l.linger.head < 0 && l.seal() {
 			return
 		}
 		if sent {
@@ -252,6 +272,9 @@ func (l *loop) run() {
 		}
 		if l.e.cfg.Handler != nil {
 			l.runTasks()
+		}
+		if l.e.cfg.TLS != nil {
+			l.runTLS()
 		}
 		l.expire()
 		l.endWaits()
@@ -327,6 +350,9 @@ func (l *loop) timeout() time.Duration {
 	if l.headers.head >= 0 {
 		consider(l.e.table.get(int(l.headers.head)).since + proxyTicks)
 	}
+	if l.handshakes.head >= 0 {
+		consider(l.e.table.get(int(l.handshakes.head)).since + l.hsTicks)
+	}
 	if l.acceptOff {
 		consider(l.acceptRetry)
 	}
@@ -357,7 +383,7 @@ func (l *loop) timeout() time.Duration {
 // expire drops idle and lingering connections whose time is up, and
 // watches the listeners again after an accept back-off.
 func (l *loop) expire() {
-	if l.idleTicks == 0 && l.linger.head < 0 && l.headers.head < 0 && !l.acceptOff && l.timers.len() == 0 {
+	if l.idleTicks == 0 && l.linger.head < 0 && l.headers.head < 0 && l.handshakes.head < 0 && !l.acceptOff && l.timers.len() == 0 {
 		return
 	}
 	for t := l.timers.due(l.e.now()); t != nil; t = l.timers.due(l.e.now()) {
@@ -371,6 +397,14 @@ func (l *loop) expire() {
 			break
 		}
 		l.proxyFail(c, fd, ErrProxyTruncated)
+	}
+	for l.handshakes.head >= 0 {
+		fd := int(l.handshakes.head)
+		c := l.e.table.get(fd)
+		if int32(now-c.since) < int32(l.hsTicks) {
+			break
+		}
+		l.tlsFail(c, fd, errHandshakeTimeout)
 	}
 	for l.idleTicks > 0 && l.active.head >= 0 {
 		fd := int(l.active.head)

@@ -60,6 +60,9 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 		}
 		l.endHandle(c)
 	}
+	if t := c.tlsConn(); t != nil && !l.notify(c, fd, t) {
+		return // the alert waits in the output, the FIN after it
+	}
 	if c.state&stEOF != 0 {
 		l.drop(c, fd, "")
 		return
@@ -71,6 +74,10 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 	c.state |= stLinger
 	if c.x != nil {
 		c.x.proto = nil // lingering needs no protocol
+		if t := c.x.tls; t != nil {
+			l.endTLS(t) // nor TLS: what comes now is discarded unread
+			c.x.tls = nil
+		}
 	}
 	l.active.remove(l.e, fd)
 	c.since = l.e.ticks()
@@ -102,6 +109,8 @@ func (l *loop) drop(c *conn, fd int, why string) {
 		l.linger.remove(l.e, fd)
 	case c.state&stProxy != 0:
 		l.endHeader(c, fd)
+	case c.state&stHandshake != 0:
+		l.handshakes.remove(l.e, fd)
 	default:
 		l.active.remove(l.e, fd)
 	}
@@ -128,6 +137,9 @@ func (l *loop) drop(c *conn, fd int, why string) {
 	}
 	setWhy(c, ErrServerClosed) // if nothing else ended it, the shutdown did
 	l.endHandle(c)
+	if t := c.tlsConn(); t != nil {
+		l.endTLS(t)
+	}
 	l.putExt(c)
 	if l.drain != nil {
 		if l.drain[fd] == drainAwait {

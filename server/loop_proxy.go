@@ -90,6 +90,14 @@ func (l *loop) admit(c *conn, fd int, src netip.AddrPort, fromHeader bool) bool 
 	}
 	if h != nil {
 		h.remote = src
+	}
+	if l.e.cfg.TLS != nil {
+		// The Handler hears of the connection once the handshake is done
+		// (established).
+		l.startTLS(c, fd)
+		return true
+	}
+	if h != nil {
 		h.opened = true
 		l.e.cfg.Handler.OnOpen(&h.Conn)
 		return c.state&stOpen != 0

@@ -77,6 +77,15 @@ func (l *loop) consume(c *conn, fd int, in []byte) bool {
 	if c.state&stDraining != 0 {
 		l.drain[fd] -= len(in)
 	}
+	if t := c.tlsConn(); t != nil {
+		return l.tlsInput(c, fd, t, in)
+	}
+	return l.deliver(c, fd, in)
+}
+
+// deliver hands plaintext input to the protocol or Handler and writes the
+// protocol's answers. It reports whether the connection reads on.
+func (l *loop) deliver(c *conn, fd int, in []byte) bool {
 	if l.idleTicks > 0 {
 		l.touch(c, fd)
 	}

@@ -41,7 +41,7 @@ func (l *loop) beginStop() {
 	// it may be on its way, with the header, from a connection just
 	// accepted. The header completes within drainWait (see readHeader) or
 	// the connection is closed.
-	if l.headers.head >= 0 {
+	if l.headers.head >= 0 || l.handshakes.head >= 0 {
 		l.waitUntil(l.e.ticks() + uint32(drainWait/time.Millisecond))
 		l.awaitHeaders = true
 	}
@@ -61,7 +61,7 @@ func (l *loop) beginStop() {
 // drainWait. A connection still reading its PROXY header comes back here
 // once the header is complete.
 func (l *loop) startDrain(c *conn, fd int) {
-	if c.state&(stOpen|stNoRead|stProxy) != stOpen {
+	if c.state&(stOpen|stNoRead|stProxy|stHandshake) != stOpen {
 		return
 	}
 	setWhy(c, ErrServerClosed)
@@ -101,6 +101,10 @@ func (l *loop) endWaits() {
 			fd := int(l.headers.head)
 			l.drop(l.e.table.get(fd), fd, "shutdown")
 		}
+		for l.handshakes.head >= 0 {
+			fd := int(l.handshakes.head)
+			l.drop(l.e.table.get(fd), fd, "shutdown")
+		}
 	}
 	l.walk = l.walk[:0]
 	for fd, n := range l.drain {
@@ -124,6 +128,10 @@ func (l *loop) endWaits() {
 func (l *loop) closeEverything() {
 	for l.headers.head >= 0 {
 		fd := int(l.headers.head)
+		l.drop(l.e.table.get(fd), fd, "shutdown")
+	}
+	for l.handshakes.head >= 0 {
+		fd := int(l.handshakes.head)
 		l.drop(l.e.table.get(fd), fd, "shutdown")
 	}
 	for l.active.head >= 0 {

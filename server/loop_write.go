@@ -17,12 +17,31 @@ const resUnsent = math.MinInt32
 // without bound.
 const maxArena = 256 << 10
 
-// write sends out, or queues what the socket does not take. It reports
-// false if the connection was dropped.
+// write sends out, or queues what the socket does not take; on a TLS
+// connection, as one record (or as few as 16 KiB records allow). It
+// reports false if the connection was dropped.
 func (l *loop) write(c *conn, fd int, out []byte) bool {
 	if len(out) == 0 {
 		return true
 	}
+	if t := c.tlsConn(); t != nil {
+		sealed, err := l.encrypt(t, out)
+		if err != nil {
+			l.tlsFail(c, fd, err)
+			return false
+		}
+		if h := c.handle(); h != nil {
+			// Write counted the plaintext; sent uncounts ciphertext.
+			h.pending.Add(int64(len(sealed) - len(out)))
+		}
+		out = sealed
+	}
+	return l.writeOut(c, fd, out)
+}
+
+// writeOut sends bytes as they go on the wire, or queues what the socket
+// does not take. It reports false if the connection was dropped.
+func (l *loop) writeOut(c *conn, fd int, out []byte) bool {
 	if c.output() == nil && l.ring != nil {
 		return l.queue(c, fd, out)
 	}
@@ -233,6 +252,9 @@ func (l *loop) resume(c *conn, fd int) {
 		return
 	}
 	c.state &^= stPaused
+	if l.tlsResume(c, fd); c.state&stOpen == 0 {
+		return
+	}
 	if c.state&stDraining != 0 {
 		l.readable(c, fd)
 		if c.state&stOpen == 0 {

@@ -1,0 +1,512 @@
+//go:build !evio && !stdnet && (linux || darwin || dragonfly || freebsd || netbsd || openbsd || solaris || aix)
+
+package server
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A connection of a TLS server (Config.TLS) runs Go's own crypto/tls over
+// a tlsPipe: an in-memory transport the loop fills with the ciphertext it
+// reads and empties of the ciphertext crypto/tls writes. The socket stays
+// the loop's alone throughout.
+//
+// Its handshake cannot run on the loop: crypto/tls keeps a handshake's
+// first error for good, so a handshake cannot stop for want of input and
+// carry on later. Once a connection's first record, its ClientHello, is
+// complete, a goroutine runs the handshake, and its pipe's Read waits for
+// what the loop reads next; what the goroutine writes, and the end of the
+// handshake, reach the loop through its tlsQueue. Before that record is
+// whole, a connection costs no goroutine, only its bytes and a place in
+// the loop's handshakes list, whose deadline (Config.HandshakeTimeout)
+// closes it: silent or slow clients cannot hold the handshake slots a
+// healthy client needs. Garbage is refused at its first byte.
+//
+// After the handshake the loop decrypts and encrypts itself: the pipe's
+// Read then returns errWouldBlock when it has nothing, a temporary
+// net.Error that crypto/tls does not keep, and one turn's answers for a
+// connection go out as one record (Config.TLS is cloned with
+// DynamicRecordSizingDisabled, so a young connection's records are not cut
+// to one segment each).
+
+// maxHandshakeInput bounds what a client may send before its handshake
+// ends: a ClientHello with a post-quantum key share is about 1.8 KB, and
+// no flight of a client comes near this.
+const maxHandshakeInput = 64 << 10
+
+// maxRecordLen is the longest record a peer may send: 2^14 bytes of
+// plaintext plus 2,048 of expansion (RFC 8446, 5.2; RFC 5246, 6.2.3).
+const maxRecordLen = 1<<14 + 2048
+
+// tlsConn is a connection's TLS state. fd, ended, started and finished
+// are the loop's; the pipe has its own lock.
+type tlsConn struct {
+	tc *tls.Conn
+	p  tlsPipe
+	l  *loop
+	fd int32
+	// ended: the connection is gone; its slot may be another's.
+	ended bool
+	// started: a goroutine runs the handshake. finished: the loop has
+	// seen it end and given back its slot.
+	started, finished bool
+	// notified: the close_notify alert is written.
+	notified bool
+	// queued is under the loop's tlsQueue lock: t waits in it.
+	queued bool
+}
+
+// tlsQueue carries handshake goroutines' output and ends to their loop.
+type tlsQueue struct {
+	mu    sync.Mutex
+	items []*tlsConn
+	spare []*tlsConn
+}
+
+// errWouldBlock is the pipe's Read when the loop has no more ciphertext:
+// temporary, so crypto/tls keeps no error and reads on next time.
+var errWouldBlock = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "server: no more TLS input yet" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
+
+// tlsPipe is crypto/tls's transport: a net.Conn over memory.
+type tlsPipe struct {
+	mu   sync.Mutex
+	cond sync.Cond // the handshake goroutine waits on it for input
+	// in is ciphertext crypto/tls has not read. During the handshake it is
+	// the pipe's own; after it, borrowed says it is the loop's read buffer,
+	// lent for one call (see feed and keep).
+	in       []byte
+	borrowed bool
+	// out is what the handshake wrote, for the loop to send; after the
+	// handshake, crypto/tls writes into sink, which the loop provides for
+	// each call.
+	out  []byte
+	sink []byte
+	// onLoop: the handshake is over, and the loop alone uses the pipe.
+	onLoop bool
+	closed bool
+	// done and err: the handshake ended, and how.
+	done bool
+	err  error
+	t    *tlsConn
+}
+
+func (p *tlsPipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.in) == 0 {
+		switch {
+		case p.closed:
+			return 0, net.ErrClosed
+		case p.onLoop:
+			return 0, errWouldBlock
+		}
+		p.cond.Wait()
+	}
+	n := copy(b, p.in)
+	p.in = p.in[n:]
+	if len(p.in) == 0 && !p.borrowed {
+		p.in = nil // an idle connection holds no input buffer
+	}
+	return n, nil
+}
+
+func (p *tlsPipe) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	if p.onLoop {
+		p.sink = append(p.sink, b...)
+		p.mu.Unlock()
+		return len(b), nil
+	}
+	if p.closed {
+		p.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	p.out = append(p.out, b...)
+	p.mu.Unlock()
+	p.t.l.postTLS(p.t)
+	return len(b), nil
+}
+
+func (p *tlsPipe) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	return nil
+}
+
+// The pipe has no addresses or deadlines of its own: the loop bounds the
+// handshake (Config.HandshakeTimeout), and after it nothing waits.
+func (p *tlsPipe) LocalAddr() net.Addr                { return pipeAddr{} }
+func (p *tlsPipe) RemoteAddr() net.Addr               { return pipeAddr{} }
+func (p *tlsPipe) SetDeadline(t time.Time) error      { return nil }
+func (p *tlsPipe) SetReadDeadline(t time.Time) error  { return nil }
+func (p *tlsPipe) SetWriteDeadline(t time.Time) error { return nil }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "tcp" }
+func (pipeAddr) String() string  { return "loop" }
+
+// feed offers in, the loop's read buffer, to crypto/tls for one call; keep
+// must follow before the buffer is reused.
+func (p *tlsPipe) feed(in []byte) {
+	p.mu.Lock()
+	if len(p.in) == 0 {
+		p.in, p.borrowed = in, true
+	} else {
+		p.in = append(p.in, in...)
+	}
+	p.mu.Unlock()
+}
+
+// keep copies what crypto/tls left of a lent buffer: input that waits
+// while the connection's reading is paused.
+func (p *tlsPipe) keep() {
+	p.mu.Lock()
+	if p.borrowed {
+		p.borrowed = false
+		p.in = bytes.Clone(p.in)
+		if len(p.in) == 0 {
+			p.in = nil
+		}
+	}
+	p.mu.Unlock()
+}
+
+// tlsConn is the connection's TLS state, or nil.
+func (c *conn) tlsConn() *tlsConn {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.tls
+}
+
+// startTLS begins the handshake stage of a connection just admitted: it
+// leaves the active list for the handshakes list, whose deadline bounds
+// the handshake.
+func (l *loop) startTLS(c *conn, fd int) {
+	t := &tlsConn{l: l, fd: int32(fd)}
+	t.p.t = t
+	t.p.cond.L = &t.p.mu
+	t.tc = tls.Server(&t.p, l.e.cfg.TLS)
+	l.ext(c).tls = t
+	l.active.remove(l.e, fd)
+	c.state |= stHandshake
+	c.since = l.e.ticks()
+	l.handshakes.pushBack(l.e, fd)
+}
+
+// tlsInput takes ciphertext read from a TLS connection: the handshake's,
+// or records to decrypt and hand on. It reports whether the connection
+// reads on.
+func (l *loop) tlsInput(c *conn, fd int, t *tlsConn, in []byte) bool {
+	if c.state&stHandshake != 0 {
+		l.handshakeInput(c, fd, t, in)
+		return c.state&stOpen != 0
+	}
+	t.p.feed(in)
+	ok := l.decrypt(c, fd, t)
+	t.p.keep()
+	return ok
+}
+
+// decrypt hands on the plaintext of the records crypto/tls can complete,
+// until it needs more input or the connection stops reading. It reports
+// whether the connection reads on.
+func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
+	if l.plain == nil {
+		l.plain = make([]byte, 1<<14) // a record's plaintext at most
+	}
+	for c.state&(stOpen|stNoRead|stPaused|stHeld) == stOpen {
+		n, err := t.tc.Read(l.plain)
+		if n > 0 && !l.deliver(c, fd, l.plain[:n]) {
+			return false
+		}
+		switch {
+		case err == nil:
+		case err == errWouldBlock:
+			return true
+		case err == io.EOF:
+			// The client's close_notify: it sends nothing more.
+			c.state |= stEOF
+			l.finish(c, fd, true)
+			return false
+		default:
+			l.tlsFail(c, fd, err)
+			return false
+		}
+	}
+	return c.state&stOpen != 0
+}
+
+// tlsResume decrypts input held while the connection's reading was
+// paused: the socket may have nothing more to say, so no event would.
+func (l *loop) tlsResume(c *conn, fd int) {
+	if t := c.tlsConn(); t != nil && c.state&stHandshake == 0 {
+		l.decrypt(c, fd, t)
+	}
+}
+
+// handshakeInput gathers a handshake's input. The first record, the
+// ClientHello, is checked as it comes and gathered on the loop; once it is
+// whole, a goroutine takes the handshake on (see startHandshake).
+func (l *loop) handshakeInput(c *conn, fd int, t *tlsConn, in []byte) {
+	p := &t.p
+	p.mu.Lock()
+	if len(p.in)+len(in) > maxHandshakeInput {
+		p.mu.Unlock()
+		l.tlsFail(c, fd, errors.New("tls: handshake input past 64 KiB"))
+		return
+	}
+	p.in = append(p.in, in...)
+	p.cond.Signal()
+	var bad error
+	whole := false
+	if !t.started {
+		// A record header: type 22 (handshake), version 3.x, length.
+		h := p.in
+		switch {
+		case h[0] != 22:
+			bad = errors.New("tls: first record is not a handshake record")
+		case len(h) >= 2 && h[1] != 3:
+			bad = errors.New("tls: first record has a version other than 3.x")
+		case len(h) >= 5:
+			n := int(h[3])<<8 | int(h[4])
+			if n == 0 || n > maxRecordLen {
+				bad = errors.New("tls: first record's length is out of range")
+			}
+			whole = len(h) >= 5+n
+		}
+	}
+	p.mu.Unlock()
+	switch {
+	case bad != nil:
+		l.tlsFail(c, fd, bad)
+	case whole:
+		l.startHandshake(t)
+	}
+}
+
+// startHandshake starts t's handshake goroutine, or queues t until a
+// handshake of this loop ends if its share of MaxHandshakes is taken.
+func (l *loop) startHandshake(t *tlsConn) {
+	if t.started {
+		return
+	}
+	if l.hsBusy >= l.hsCap {
+		l.hsWait = append(l.hsWait, t)
+		return
+	}
+	t.started = true
+	l.hsBusy++
+	go t.handshake()
+}
+
+// handshake runs on its own goroutine. The loop ends it, should the
+// connection end first, by closing the pipe.
+func (t *tlsConn) handshake() {
+	err := t.tc.Handshake()
+	t.p.mu.Lock()
+	t.p.done, t.p.err = true, err
+	t.p.mu.Unlock()
+	t.l.postTLS(t)
+}
+
+// postTLS tells t's loop that t has output or has ended its handshake.
+func (l *loop) postTLS(t *tlsConn) {
+	q := &l.tlsq
+	q.mu.Lock()
+	if t.queued {
+		q.mu.Unlock()
+		return
+	}
+	t.queued = true
+	q.items = append(q.items, t)
+	wake := len(q.items) == 1
+	q.mu.Unlock()
+	if wake {
+		l.p.Wake()
+	}
+}
+
+// runTLS sends what handshake goroutines wrote and takes up the
+// connections whose handshake ended.
+func (l *loop) runTLS() {
+	q := &l.tlsq
+	q.mu.Lock()
+	ts := q.items
+	q.items, q.spare = q.spare[:0], ts
+	for _, t := range ts {
+		t.queued = false
+	}
+	q.mu.Unlock()
+	for i, t := range ts {
+		ts[i] = nil
+		p := &t.p
+		p.mu.Lock()
+		out, done, err := p.out, p.done, p.err
+		p.out = nil
+		if done {
+			p.onLoop = true
+		}
+		p.mu.Unlock()
+		if done && !t.finished {
+			t.finished = true
+			l.hsBusy--
+			l.startWaiting()
+		}
+		if t.ended {
+			continue
+		}
+		fd := int(t.fd)
+		c := l.e.table.get(fd)
+		if len(out) > 0 && !l.writeRaw(c, fd, out) {
+			continue
+		}
+		switch {
+		case !done:
+		case err != nil:
+			l.tlsFail(c, fd, err)
+		default:
+			l.established(c, fd, t)
+		}
+	}
+}
+
+// startWaiting starts the handshakes that waited for a slot.
+func (l *loop) startWaiting() {
+	for len(l.hsWait) > 0 && l.hsBusy < l.hsCap {
+		t := l.hsWait[0]
+		l.hsWait[0] = nil
+		l.hsWait = l.hsWait[1:]
+		if !t.ended {
+			l.startHandshake(t)
+		}
+	}
+	if len(l.hsWait) == 0 {
+		l.hsWait = nil
+	}
+}
+
+// established makes a connection whose handshake succeeded active: its
+// Handler hears of it, and input that came with the client's Finished is
+// handed on.
+func (l *loop) established(c *conn, fd int, t *tlsConn) {
+	l.handshakes.remove(l.e, fd)
+	c.state &^= stHandshake
+	c.since = l.e.ticks()
+	l.active.pushBack(l.e, fd)
+	if h := c.handle(); h != nil {
+		h.opened = true
+		l.e.cfg.Handler.OnOpen(&h.Conn)
+		if c.state&stOpen == 0 {
+			return
+		}
+	}
+	if !l.decrypt(c, fd, t) {
+		return
+	}
+	if l.drain != nil {
+		// The handshake ended during a shutdown: answer what is left in
+		// the socket too.
+		l.startDrain(c, fd)
+	}
+}
+
+// encrypt encrypts plaintext for the connection into the loop's scratch.
+func (l *loop) encrypt(t *tlsConn, plain []byte) ([]byte, error) {
+	t.p.sink = l.sealed[:0]
+	_, err := t.tc.Write(plain)
+	out := t.p.sink
+	t.p.sink = nil
+	if cap(out) <= maxSealed {
+		l.sealed = out[:0]
+	}
+	return out, err
+}
+
+// maxSealed bounds the encryption scratch a loop keeps between calls.
+const maxSealed = 256 << 10
+
+// notify sends the close_notify alert of a connection about to send its
+// FIN, straight to the socket: the connection's output is empty, and the
+// turn's batch may be the caller. It reports whether closeGracefully may
+// go on to the FIN now; if not, the alert waits in the output, and flush
+// comes back once it is written.
+func (l *loop) notify(c *conn, fd int, t *tlsConn) bool {
+	if t.notified || c.state&stHandshake != 0 {
+		return true
+	}
+	t.notified = true
+	t.p.sink = l.alert[:0]
+	t.tc.CloseWrite()
+	b := t.p.sink
+	t.p.sink = nil
+	l.alert = b[:0]
+	if len(b) == 0 {
+		return true
+	}
+	if h := c.handle(); h != nil {
+		h.pending.Add(int64(len(b))) // sent uncounts it
+	}
+	n, err := send(fd, b)
+	if err != nil && err != unix.EAGAIN {
+		l.fail(c, fd, err)
+		return false
+	}
+	n = max(n, 0)
+	l.bytesOut += int64(n)
+	c.sent(n)
+	if n == len(b) {
+		return true
+	}
+	l.keep(c, fd, b[n:])
+	return false
+}
+
+// writeRaw writes ciphertext no Write counted, the handshake's: for a
+// handled connection it is counted in its pending output first, as
+// MaxPendingOutput bounds what the socket has yet to take and sent
+// uncounts just that.
+func (l *loop) writeRaw(c *conn, fd int, b []byte) bool {
+	if h := c.handle(); h != nil {
+		h.pending.Add(int64(len(b)))
+	}
+	return l.writeOut(c, fd, b)
+}
+
+// tlsFail closes a connection whose TLS failed: a handshake that failed
+// or took too long, a bad record or alert.
+func (l *loop) tlsFail(c *conn, fd int, err error) {
+	l.e.st.TLSErrors.Add(1)
+	setWhy(c, err)
+	if l.logConns {
+		l.e.connErr.Log("fd", fd, "err", err)
+	}
+	l.drop(c, fd, "tls")
+}
+
+// endTLS ends a connection's TLS at its drop: a handshake goroutine still
+// waiting for input gives up.
+func (l *loop) endTLS(t *tlsConn) {
+	t.ended = true
+	t.p.Close()
+}
+
+// errHandshakeTimeout ends a handshake not done within HandshakeTimeout.
+var errHandshakeTimeout = errors.New("tls: handshake not done within HandshakeTimeout")
