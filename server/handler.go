@@ -35,7 +35,9 @@ import (
 // connection's loop, like every Close, Abort and Run.
 type Handler interface {
 	// OnOpen is called once a connection is accepted (after its PROXY
-	// header, with Config.ProxyProtocol), before any OnData.
+	// header, with Config.ProxyProtocol, and its handshake, with
+	// Config.TLS), before any OnData. Over TLS, OnData gets the plaintext
+	// and writes are encrypted: the Handler is the same.
 	OnOpen(c *Conn)
 	// OnData is called with input as it arrives; in is valid only during
 	// the call. Reading pauses while the connection's pending output is

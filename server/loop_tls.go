@@ -234,6 +234,15 @@ func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
 	}
 	for c.state&(stOpen|stNoRead|stPaused|stHeld) == stOpen {
 		n, err := t.tc.Read(l.plain)
+		if b := t.p.sink; len(b) > 0 {
+			// crypto/tls answered a message of the client's own (a TLS
+			// 1.3 KeyUpdate asking for ours): it goes before anything
+			// sealed with the new keys.
+			t.p.sink = nil
+			if !l.writeRaw(c, fd, b) {
+				return false
+			}
+		}
 		if n > 0 && !l.deliver(c, fd, l.plain[:n]) {
 			return false
 		}
