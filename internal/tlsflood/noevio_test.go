@@ -1,0 +1,5 @@
+//go:build !evio
+
+package tlsflood
+
+const evio = false
