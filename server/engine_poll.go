@@ -60,6 +60,11 @@ type pollEngine struct {
 
 	ips *ipLimit // nil without Config.MaxConnsPerIP
 
+	// hsBusy counts the TLS handshake goroutines of all loops, up to
+	// MaxHandshakes; hsWaiting, the connections waiting in loops' hsWait
+	// for one to end.
+	hsBusy, hsWaiting atomic.Int64
+
 	rejected  *rateLog
 	acceptErr *rateLog
 	connErr   *rateLog

@@ -90,12 +90,10 @@ type loop struct {
 	timers timerHeap
 
 	// With Config.TLS: tlsq brings handshake goroutines' output and ends;
-	// hsBusy counts the loop's handshake goroutines, up to hsCap (its share
-	// of MaxHandshakes), and hsWait holds the connections whose ClientHello
-	// waits for one. plain, sealed and alert are scratch for decryption,
-	// encryption and close_notify.
+	// hsWait holds the connections whose ClientHello waits for a handshake
+	// slot (pollEngine.hsBusy). plain, sealed and alert are scratch for
+	// decryption, encryption and close_notify.
 	tlsq          tlsQueue
-	hsBusy, hsCap int
 	hsWait        []*tlsConn
 	plain, sealed []byte
 	alert         []byte
@@ -181,8 +179,6 @@ func newLoop(e *pollEngine, lfds []int) (*loop, error) {
 		idleTicks:  idleTicks(e.cfg.IdleTimeout),
 	}
 	if e.cfg.TLS != nil {
-		loops := e.cfg.Loops
-		l.hsCap = max((e.cfg.MaxHandshakes+loops-1)/loops, 1)
 		l.hsTicks = uint32(ceilTicks(e.cfg.HandshakeTimeout))
 	}
 	return l, nil

@@ -85,8 +85,13 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 	l.setInterest(c, fd)
 }
 
-// fail drops a connection after a socket error.
+// fail drops a connection after a socket error. One that ends a TLS
+// handshake is the handshake's failure, and counted as such.
 func (l *loop) fail(c *conn, fd int, err error) {
+	if c.state&stHandshake != 0 {
+		l.tlsFail(c, fd, err)
+		return
+	}
 	l.e.st.Resets.Add(1)
 	setWhy(c, err)
 	if l.logConns {

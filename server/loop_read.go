@@ -2,7 +2,11 @@
 
 package server
 
-import "golang.org/x/sys/unix"
+import (
+	"io"
+
+	"golang.org/x/sys/unix"
+)
 
 // readsPerEvent bounds the reads a shutdown drain or a linger makes for one
 // event, so that a client that never stops sending cannot hold the loop;
@@ -46,6 +50,9 @@ func (l *loop) readable(c *conn, fd int) {
 			return
 		case err != nil:
 			l.fail(c, fd, err)
+			return
+		case n == 0 && c.state&stHandshake != 0:
+			l.tlsFail(c, fd, io.ErrUnexpectedEOF)
 			return
 		case n == 0:
 			c.state |= stEOF

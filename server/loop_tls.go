@@ -226,20 +226,35 @@ func (l *loop) tlsInput(c *conn, fd int, t *tlsConn, in []byte) bool {
 }
 
 // decrypt hands on the plaintext of the records crypto/tls can complete,
-// until it needs more input or the connection stops reading. It reports
-// whether the connection reads on.
+// until it needs more input or the connection stops reading. The records
+// of one read go on together, so their answers go out as one record, not
+// one per record the client sent. It reports whether the connection
+// reads on.
 func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
 	if l.plain == nil {
-		l.plain = make([]byte, 1<<14) // a record's plaintext at most
+		l.plain = make([]byte, plainSize)
 	}
 	for c.state&(stOpen|stNoRead|stPaused|stHeld) == stOpen {
-		n, err := t.tc.Read(l.plain)
+		n := 0
+		var err error
+		// crypto/tls hands on one record at a time, and part of one if b
+		// is short of it: read while a whole record fits.
+		for err == nil && len(l.plain)-n >= 1<<14 {
+			var m int
+			m, err = t.tc.Read(l.plain[n:])
+			n += m
+		}
+		fatal := err != nil && err != errWouldBlock && err != io.EOF
 		if b := t.p.sink; len(b) > 0 {
-			// crypto/tls answered a message of the client's own (a TLS
-			// 1.3 KeyUpdate asking for ours): it goes before anything
-			// sealed with the new keys.
 			t.p.sink = nil
-			if !l.writeRaw(c, fd, b) {
+			if fatal {
+				// The alert crypto/tls wrote about the bad record: the
+				// last word on a connection about to close.
+				l.sendLast(fd, b)
+			} else if !l.writeRaw(c, fd, b) {
+				// crypto/tls answered a message of the client's own (a
+				// TLS 1.3 KeyUpdate asking for ours): it goes before
+				// anything sealed with the new keys.
 				return false
 			}
 		}
@@ -252,8 +267,10 @@ func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
 			return true
 		case err == io.EOF:
 			// The client's close_notify: it sends nothing more.
-			c.state |= stEOF
-			l.finish(c, fd, true)
+			if c.state&stOpen != 0 {
+				c.state |= stEOF
+				l.finish(c, fd, true)
+			}
 			return false
 		default:
 			l.tlsFail(c, fd, err)
@@ -262,6 +279,10 @@ func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
 	}
 	return c.state&stOpen != 0
 }
+
+// plainSize is the decryption scratch: four records' plaintext, which the
+// 64 KiB the loop reads at most cannot much exceed.
+const plainSize = 4 << 14
 
 // tlsResume decrypts input held while the connection's reading was
 // paused: the socket may have nothing more to say, so no event would.
@@ -312,18 +333,41 @@ func (l *loop) handshakeInput(c *conn, fd int, t *tlsConn, in []byte) {
 }
 
 // startHandshake starts t's handshake goroutine, or queues t until a
-// handshake of this loop ends if its share of MaxHandshakes is taken.
+// handshake ends if MaxHandshakes run already.
 func (l *loop) startHandshake(t *tlsConn) {
 	if t.started {
 		return
 	}
-	if l.hsBusy >= l.hsCap {
+	if !l.takeSlot() {
 		l.hsWait = append(l.hsWait, t)
+		l.e.hsWaiting.Add(1)
 		return
 	}
 	t.started = true
-	l.hsBusy++
 	go t.handshake()
+}
+
+// takeSlot counts one more handshake in flight, unless MaxHandshakes are.
+func (l *loop) takeSlot() bool {
+	if l.e.hsBusy.Add(1) > int64(l.e.cfg.MaxHandshakes) {
+		l.e.hsBusy.Add(-1)
+		return false
+	}
+	return true
+}
+
+// freeSlot ends a handshake's count, and has the loops with handshakes
+// waiting start them: a slot freed in one loop is any loop's.
+func (l *loop) freeSlot() {
+	l.e.hsBusy.Add(-1)
+	l.startWaiting()
+	if l.e.hsWaiting.Load() > 0 {
+		for _, o := range l.e.loops {
+			if o != l {
+				o.p.Wake()
+			}
+		}
+	}
 }
 
 // handshake runs on its own goroutine. The loop ends it, should the
@@ -356,6 +400,9 @@ func (l *loop) postTLS(t *tlsConn) {
 // runTLS sends what handshake goroutines wrote and takes up the
 // connections whose handshake ended.
 func (l *loop) runTLS() {
+	if len(l.hsWait) > 0 {
+		l.startWaiting() // another loop may have freed a slot
+	}
 	q := &l.tlsq
 	q.mu.Lock()
 	ts := q.items
@@ -376,40 +423,48 @@ func (l *loop) runTLS() {
 		p.mu.Unlock()
 		if done && !t.finished {
 			t.finished = true
-			l.hsBusy--
-			l.startWaiting()
+			l.freeSlot()
 		}
 		if t.ended {
 			continue
 		}
 		fd := int(t.fd)
 		c := l.e.table.get(fd)
+		if done && err != nil {
+			// The alert that says why, if crypto/tls wrote one, goes
+			// straight out: the batch sends nothing for a connection
+			// dropped before the turn ends.
+			l.sendLast(fd, out)
+			l.tlsFail(c, fd, err)
+			continue
+		}
 		if len(out) > 0 && !l.writeRaw(c, fd, out) {
 			continue
 		}
-		switch {
-		case !done:
-		case err != nil:
-			l.tlsFail(c, fd, err)
-		default:
+		if done {
 			l.established(c, fd, t)
 		}
 	}
 }
 
-// startWaiting starts the handshakes that waited for a slot.
+// startWaiting starts the handshakes that waited for a slot, in the
+// order their ClientHellos came, as slots allow. Those whose connection
+// ended meanwhile leave the queue.
 func (l *loop) startWaiting() {
-	for len(l.hsWait) > 0 && l.hsBusy < l.hsCap {
+	for len(l.hsWait) > 0 {
 		t := l.hsWait[0]
+		if !t.ended {
+			if !l.takeSlot() {
+				return
+			}
+			t.started = true
+			go t.handshake()
+		}
 		l.hsWait[0] = nil
 		l.hsWait = l.hsWait[1:]
-		if !t.ended {
-			l.startHandshake(t)
-		}
+		l.e.hsWaiting.Add(-1)
 	}
-	if len(l.hsWait) == 0 {
-		l.hsWait = nil
-	}
+	l.hsWait = nil
 }
 
 // established makes a connection whose handshake succeeded active: its
@@ -497,6 +552,17 @@ func (l *loop) writeRaw(c *conn, fd int, b []byte) bool {
 		h.pending.Add(int64(len(b)))
 	}
 	return l.writeOut(c, fd, b)
+}
+
+// sendLast makes one attempt to send b, the last bytes of a connection
+// the caller then drops: a TLS alert.
+func (l *loop) sendLast(fd int, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if n, err := send(fd, b); err == nil {
+		l.bytesOut += int64(n)
+	}
 }
 
 // tlsFail closes a connection whose TLS failed: a handshake that failed

@@ -25,6 +25,11 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 		return true
 	}
 	if t := c.tlsConn(); t != nil {
+		if c.state&stHandshake != 0 {
+			// Nothing is answered before the handshake, and crypto/tls
+			// would wait for it, on the loop.
+			return true
+		}
 		sealed, err := l.encrypt(t, out)
 		if err != nil {
 			l.tlsFail(c, fd, err)
