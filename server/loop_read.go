@@ -2,11 +2,7 @@
 
 package server
 
-import (
-	"io"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // readsPerEvent bounds the reads a shutdown drain or a linger makes for one
 // event, so that a client that never stops sending cannot hold the loop;
@@ -52,7 +48,7 @@ func (l *loop) readable(c *conn, fd int) {
 			l.fail(c, fd, err)
 			return
 		case n == 0 && c.state&stHandshake != 0:
-			l.tlsFail(c, fd, io.ErrUnexpectedEOF)
+			l.handshakeEOF(c, fd)
 			return
 		case n == 0:
 			c.state |= stEOF

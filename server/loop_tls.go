@@ -58,8 +58,11 @@ type tlsConn struct {
 	// started: a goroutine runs the handshake. finished: the loop has
 	// seen it end and given back its slot.
 	started, finished bool
-	// notified: the close_notify alert is written.
-	notified bool
+	// notified: the close_notify alert is written. eof: the client's FIN
+	// came during the handshake, after what the handshake may still need
+	// (a client's Finished, its first message and its close_notify can
+	// come in one segment with it).
+	notified, eof bool
 	// queued is under the loop's tlsQueue lock: t waits in it.
 	queued bool
 }
@@ -96,8 +99,9 @@ type tlsPipe struct {
 	out  []byte
 	sink []byte
 	// onLoop: the handshake is over, and the loop alone uses the pipe.
-	onLoop bool
-	closed bool
+	// eof: the client sent its FIN; Read says io.EOF once in is empty.
+	onLoop, eof bool
+	closed      bool
 	// done and err: the handshake ended, and how.
 	done bool
 	err  error
@@ -111,6 +115,8 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		switch {
 		case p.closed:
 			return 0, net.ErrClosed
+		case p.eof:
+			return 0, io.EOF
 		case p.onLoop:
 			return 0, errWouldBlock
 		}
@@ -332,6 +338,29 @@ func (l *loop) handshakeInput(c *conn, fd int, t *tlsConn, in []byte) {
 	}
 }
 
+// handshakeEOF takes the client's FIN during the handshake: the handshake
+// goes on with what came before it, and the connection reads no more.
+// Should the handshake succeed, established hands on the rest of the input
+// and then the EOF.
+func (l *loop) handshakeEOF(c *conn, fd int) {
+	t := c.x.tls
+	if !t.started && len(t.p.in) == 0 {
+		l.tlsFail(c, fd, io.ErrUnexpectedEOF) // not a byte of a ClientHello
+		return
+	}
+	t.eof = true
+	t.p.mu.Lock()
+	t.p.eof = true
+	t.p.cond.Signal()
+	t.p.mu.Unlock()
+	c.state |= stNoRead
+	l.setInterest(c, fd)
+	if !t.started {
+		// The hello is whole or never will be: the handshake says which.
+		l.startHandshake(t)
+	}
+}
+
 // startHandshake starts t's handshake goroutine, or queues t until a
 // handshake ends if MaxHandshakes run already.
 func (l *loop) startHandshake(t *tlsConn) {
@@ -481,6 +510,17 @@ func (l *loop) established(c *conn, fd int, t *tlsConn) {
 		if c.state&stOpen == 0 {
 			return
 		}
+	}
+	if t.eof {
+		// The FIN came with the handshake's end: what preceded it is
+		// handed on first, then the EOF.
+		c.state &^= stNoRead
+		if !l.decrypt(c, fd, t) {
+			return
+		}
+		c.state |= stEOF
+		l.finish(c, fd, true)
+		return
 	}
 	if !l.decrypt(c, fd, t) {
 		return

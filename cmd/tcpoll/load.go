@@ -33,6 +33,7 @@ func loadCmd(args []string) error {
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server `pid`, to report its CPU time (Linux)")
 	proxy := fs.String("proxy", "", "begin every connection with a PROXY protocol header of this `version`, v1 or v2, announcing its own addresses (for a server run with -proxy-protocol)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON line")
+	tlsFlags := addClientTLS(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +50,10 @@ func loadCmd(args []string) error {
 	}
 	var err error
 	if cfg.Proxy, err = load.ParseProxy(*proxy); err != nil {
+		return err
+	}
+	// Inside TLS a goroutine pair per connection replaces the event loops.
+	if cfg.TLS, err = tlsFlags.config(cfg.Addr); err != nil {
 		return err
 	}
 	if *src != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -12,8 +13,9 @@ import (
 func sendCmd(args []string) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	tlsFlags := addClientTLS(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: tcpoll send [flags] ADDR [MSG...]\n\nSends each MSG followed by LF, or stdin as it is, then half-closes\nand prints what the server answers until it closes.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: tcpoll send [flags] ADDR [MSG...]\n\nSends each MSG followed by LF, or stdin as it is, then half-closes\n(with -tls: close_notify, then the FIN) and prints what the server\nanswers until it closes.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -23,13 +25,29 @@ func sendCmd(args []string) error {
 		fs.Usage()
 		return flag.ErrHelp
 	}
+	tcfg, err := tlsFlags.config(fs.Arg(0))
+	if err != nil {
+		return err
+	}
 	c, err := net.DialTimeout("tcp", fs.Arg(0), *timeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(*timeout))
-	conn := c.(*net.TCPConn)
+	var conn io.ReadWriter = c
+	closeWrite := c.(*net.TCPConn).CloseWrite
+	if tcfg != nil {
+		tc := tls.Client(c, tcfg)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake: %w", err)
+		}
+		conn = tc
+		closeWrite = func() error {
+			tc.CloseWrite() // close_notify: TLS's EOF
+			return c.(*net.TCPConn).CloseWrite()
+		}
+	}
 
 	// Answers are read while sending, so a long input never fills both
 	// directions' buffers and deadlocks.
@@ -51,7 +69,7 @@ func sendCmd(args []string) error {
 	// After "close" the server stops reading, so a failed write is expected
 	// then; what the server answered, and how it ended, decides the outcome.
 	if werr == nil {
-		conn.CloseWrite()
+		closeWrite()
 	}
 	return <-got
 }

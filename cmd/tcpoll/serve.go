@@ -35,6 +35,10 @@ func serveCmd(args []string) error {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long: 0 (never) or up to 576h; never sooner than asked")
 	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "every connection begins with a PROXY protocol header, v1 or v2, from a load balancer (HAProxy's send-proxy or send-proxy-v2)")
 	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client address, the PROXY header's with -proxy-protocol: 0 (no limit) and up")
+	tlsCert := fs.String("tls-cert", "", "serve inside TLS (1.2 and 1.3) with the certificate chain in this PEM `file`, read again by an upgrade (SIGHUP); needs -tls-key")
+	tlsKey := fs.String("tls-key", "", "the private key of -tls-cert, a PEM `file`")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "with -tls-cert: close a client whose TLS handshake takes longer, counted in tls_errors: 1ms to 1h")
+	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "with -tls-cert: most TLS handshakes computing or awaiting the client at once; past it, clients whose hello has come wait: 1 to 1048576")
 	fs.BoolVar(&cfg.DirectSend, "direct-send", false, "Linux: send each client's answers with its own send(2) instead of one io_uring_enter per loop turn")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	verbose := fs.Bool("v", false, "log every connection and message (debug level)")
@@ -60,6 +64,9 @@ func serveCmd(args []string) error {
 	}
 	var err error
 	if cfg.Framing, err = server.ParseFraming(*framing); err != nil {
+		return err
+	}
+	if cfg.TLS, err = serverTLS(*tlsCert, *tlsKey); err != nil {
 		return err
 	}
 	level := slog.LevelInfo
@@ -151,6 +158,9 @@ func serveCmd(args []string) error {
 		}
 	}
 	attrs := []any{"addr", srv.Addr().String(), "engine", srv.Engine(), "pid", os.Getpid()}
+	if cfg.TLS != nil {
+		attrs = append(attrs, "tls", true)
+	}
 	if len(files) > 0 {
 		attrs = append(attrs, "sockets", len(files), "from", from)
 	}

@@ -13,6 +13,7 @@ package check
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,14 @@ type Config struct {
 	// Quiet is how long the server must stay silent where the protocol
 	// says it owes nothing yet (default 100ms).
 	Quiet time.Duration
+	// TLS, when set, plays every case inside TLS with this client
+	// configuration (which names the server, ServerName, or skips
+	// verification), after a handshake bounded by Timeout. The protocol
+	// inside is the same; the connection's ends become TLS's: a half-close
+	// sends close_notify and then the FIN, and where the server must
+	// close, it must send close_notify and then its FIN (an EOF without
+	// close_notify could be a truncation, and fails the case).
+	TLS *tls.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -153,7 +162,12 @@ func (c Case) Run(ctx context.Context, cfg Config) Result {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	s := &session{conn: nc.(*net.TCPConn), deadline: deadline, quiet: cfg.Quiet}
+	s := &session{conn: nc, tcp: nc.(*net.TCPConn), deadline: deadline, quiet: cfg.Quiet}
+	if cfg.TLS != nil {
+		if err := s.startTLS(ctx, cfg); err != nil {
+			return Result{Name: c.Name, Err: err}
+		}
+	}
 	for _, st := range c.steps {
 		if err := s.do(st); err != nil {
 			return Result{Name: c.Name, Err: err}
@@ -164,7 +178,10 @@ func (c Case) Run(ctx context.Context, cfg Config) Result {
 
 // session is the client side of one case.
 type session struct {
-	conn     *net.TCPConn
+	conn     net.Conn     // tcp, or the TLS session over it
+	tcp      *net.TCPConn // the connection itself
+	tls      *tls.Conn    // with Config.TLS
+	raw      *rawConn     // with Config.TLS: tcp, noting the server's FIN
 	deadline time.Time
 	quiet    time.Duration
 	rx       []byte // received, not yet matched
@@ -182,7 +199,14 @@ func (s *session) do(st step) error {
 	case quiet:
 		return s.silence()
 	case closeWrite:
-		if err := s.conn.CloseWrite(); err != nil {
+		if s.tls != nil {
+			// close_notify is TLS's EOF; the FIN follows it, as it does
+			// from a client that closes.
+			if err := s.tls.CloseWrite(); err != nil {
+				return fmt.Errorf("close_notify: %v (after receiving %s)", err, show(s.got))
+			}
+		}
+		if err := s.tcp.CloseWrite(); err != nil {
 			return fmt.Errorf("half-close: %v (after receiving %s)", err, show(s.got))
 		}
 		return nil
@@ -241,7 +265,7 @@ func (s *session) expect(want []byte) error {
 				s.rx = s.rx[len(want):]
 				return nil
 			}
-			return s.mismatch(ending(err))
+			return s.mismatch(s.ending(err))
 		}
 	}
 }
@@ -266,7 +290,7 @@ func (s *session) silence() error {
 		return nil
 	}
 	return fmt.Errorf("got %s then %s, want %s then silence for %v with the connection open",
-		show(s.got), ending(err), show(s.want), s.quiet)
+		show(s.got), s.ending(err), show(s.want), s.quiet)
 }
 
 // eof checks that nothing more arrives and the server closes the
@@ -280,7 +304,7 @@ func (s *session) eof(resetOK bool) error {
 			for err == nil {
 				err = s.read()
 			}
-			return fmt.Errorf("got %s then %s, want %s then EOF", show(s.got), ending(err), show(s.want))
+			return fmt.Errorf("got %s then %s, want %s then %s", show(s.got), s.ending(err), show(s.want), s.wantEOF())
 		}
 		err := s.read()
 		if len(s.rx) > 0 {
@@ -289,14 +313,24 @@ func (s *session) eof(resetOK bool) error {
 		switch {
 		case err == nil:
 			continue
-		case err == io.EOF:
+		case err == io.EOF && s.tls != nil && !s.raw.eof:
+			return s.finAfterCloseNotify(resetOK)
+		case err == io.EOF && s.tls == nil:
 			return nil
 		case resetOK && errors.Is(err, syscall.ECONNRESET):
 			s.note = "ended by a reset, allowed: the client's bytes after close were unread"
 			return nil
 		}
-		return fmt.Errorf("got %s then %s, want %s then EOF", show(s.got), ending(err), show(s.want))
+		return fmt.Errorf("got %s then %s, want %s then %s", show(s.got), s.ending(err), show(s.want), s.wantEOF())
 	}
+}
+
+// wantEOF names the end eof wants.
+func (s *session) wantEOF() string {
+	if s.tls != nil {
+		return "close_notify and EOF"
+	}
+	return "EOF"
 }
 
 // mismatch reports everything received, and how the last read ended if
@@ -306,6 +340,19 @@ func (s *session) mismatch(end string) error {
 		return fmt.Errorf("got %s, want %s", show(s.got), show(s.want))
 	}
 	return fmt.Errorf("got %s then %s, want %s", show(s.got), end, show(s.want))
+}
+
+// ending names how a read ended. Inside TLS, an EOF is either the
+// server's close_notify or, when its FIN came without one, a possible
+// truncation.
+func (s *session) ending(err error) string {
+	if s.tls != nil && err == io.EOF {
+		if s.raw.eof {
+			return "EOF without close_notify"
+		}
+		return "close_notify"
+	}
+	return ending(err)
 }
 
 // ending names how a read ended.

@@ -3,6 +3,7 @@ package check
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpoll/poll/internal/testcert"
 	"github.com/tcpoll/poll/server"
 )
 
@@ -36,6 +38,35 @@ func TestServer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServerTLS checks the real server inside TLS, 1.3 and 1.2: every case
+// passes, as in plaintext. The evio engine has no TLS, and New must say so.
+func TestServerTLS(t *testing.T) {
+	pair, err := testcert.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, engine := startServer(t, server.Config{Addr: "127.0.0.1:0"}); engine == "evio" {
+		if _, err := server.New(server.Config{Addr: "127.0.0.1:0", TLS: pair.ServerConfig()}); !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("evio engine: New with TLS: %v, want errors.ErrUnsupported", err)
+		}
+		return
+	}
+	for _, max := range []int{0, 16} {
+		addr, _ := startServer(t, server.Config{Addr: "127.0.0.1:0", MaxMessage: max, TLS: pair.ServerConfig()})
+		for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+			t.Run(fmt.Sprintf("max=%d/%s", max, tls.VersionName(version)), func(t *testing.T) {
+				client := pair.ClientConfig()
+				client.MaxVersion = version
+				cfg := Config{Addr: addr, MaxMessage: max, Quiet: 50 * time.Millisecond, TLS: client}
+				cfg.MaxMessage = cfg.withDefaults().MaxMessage
+				if failed := runAll(t, cfg); len(failed) > 0 {
+					t.Errorf("%d cases failed: %q", len(failed), failed)
+				}
+			})
+		}
 	}
 }
 
@@ -72,6 +103,10 @@ type fake struct {
 	resetOnClose bool   // end every connection with a reset
 	ignoreEOF    bool   // drop an unfinished message at EOF
 	perRead      bool   // answer every read, like the original server
+	// tls, when set, serves inside TLS; noCloseNotify then ends each
+	// connection with a bare FIN.
+	tls           *tls.Config
+	noCloseNotify bool
 }
 
 func (f fake) serve(t *testing.T) string {
@@ -103,12 +138,26 @@ func (f fake) serve(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func (f fake) conn(c *net.TCPConn) {
-	defer c.Close()
+func (f fake) conn(tcp *net.TCPConn) {
+	// c carries the protocol; closer ends the connection: the TLS session,
+	// with close_notify, or the socket alone.
+	var c net.Conn = tcp
+	var closer io.Closer = tcp
+	defer func() { closer.Close() }()
 	if f.resetOnClose {
-		c.SetLinger(0)
+		tcp.SetLinger(0)
 	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	tcp.SetDeadline(time.Now().Add(10 * time.Second))
+	if f.tls != nil {
+		tc := tls.Server(tcp, f.tls)
+		if tc.Handshake() != nil {
+			return
+		}
+		c = tc
+		if !f.noCloseNotify {
+			closer = tc
+		}
+	}
 	var pending []byte
 	// message answers one message and reports whether it was "close".
 	message := func(out, msg []byte) ([]byte, bool) {
@@ -174,28 +223,22 @@ func runAll(t *testing.T, cfg Config) []string {
 	return failed
 }
 
-// TestFake checks the checker: the correct fake passes, and each wrong
-// one fails on the cases that show its fault.
-func TestFake(t *testing.T) {
-	good := fake{max: 256, answer: answer}
-	tests := []struct {
-		name     string
-		f        fake
-		mustFail []string // names of cases that must fail
-	}{
-		{"correct", good, nil},
-		{"spelling", fake{max: 256, answer: "I received your message\n"}, []string{`"hello\n"`, `"a\nb\nc\n" in one write`}},
-		{"no cut", fake{max: 256, answer: answer, noCut: true}, []string{"600 bytes without LF, then LF", "257 bytes + LF"}},
-		{"no CR rule", fake{max: 256, answer: answer, noCR: true}, []string{`"close\r\n"`, `"close\r" then EOF`}},
-		{"reset", fake{max: 256, answer: answer, resetOnClose: true}, []string{`"close\n"`, "EOF with nothing sent"}},
-		{"EOF drops", fake{max: 256, answer: answer, ignoreEOF: true}, []string{`"bye" then EOF`, `"close" then EOF`}},
-		{"per read", fake{max: 256, answer: answer, perRead: true}, []string{`"hel" then "lo\r\n"`, "1000 messages in one write"}},
-	}
+// fakeTest is a fake and the cases it must fail.
+type fakeTest struct {
+	name     string
+	f        fake
+	mustFail []string // names of cases that must fail; nil: none may
+}
+
+// testFakes plays every case against each fake, inside TLS with client if
+// it is not nil.
+func testFakes(t *testing.T, tests []fakeTest, client *tls.Config) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			addr := tt.f.serve(t)
-			failed := runAll(t, Config{Addr: addr, MaxMessage: 256, Timeout: 2 * time.Second, Quiet: 50 * time.Millisecond})
+			failed := runAll(t, Config{Addr: addr, MaxMessage: 256, Timeout: 2 * time.Second, Quiet: 50 * time.Millisecond, TLS: client})
 			if tt.mustFail == nil {
 				if len(failed) > 0 {
 					t.Fatalf("a correct server failed %q", failed)
@@ -206,6 +249,92 @@ func TestFake(t *testing.T) {
 				if !slices.Contains(failed, name) {
 					t.Errorf("case %s passed against a wrong server; failed: %q", name, failed)
 				}
+			}
+		})
+	}
+}
+
+// TestFake checks the checker: the correct fake passes, and each wrong
+// one fails on the cases that show its fault.
+func TestFake(t *testing.T) {
+	good := fake{max: 256, answer: answer}
+	testFakes(t, []fakeTest{
+		{"correct", good, nil},
+		{"spelling", fake{max: 256, answer: "I received your message\n"}, []string{`"hello\n"`, `"a\nb\nc\n" in one write`}},
+		{"no cut", fake{max: 256, answer: answer, noCut: true}, []string{"600 bytes without LF, then LF", "257 bytes + LF"}},
+		{"no CR rule", fake{max: 256, answer: answer, noCR: true}, []string{`"close\r\n"`, `"close\r" then EOF`}},
+		{"reset", fake{max: 256, answer: answer, resetOnClose: true}, []string{`"close\n"`, "EOF with nothing sent"}},
+		{"EOF drops", fake{max: 256, answer: answer, ignoreEOF: true}, []string{`"bye" then EOF`, `"close" then EOF`}},
+		{"per read", fake{max: 256, answer: answer, perRead: true}, []string{`"hel" then "lo\r\n"`, "1000 messages in one write"}},
+	}, nil)
+}
+
+// TestFakeTLS checks the checker inside TLS, 1.3 and 1.2: the correct fake
+// passes every case, each wrong one still fails where its fault shows, and
+// one that ends connections with a FIN but no close_notify fails wherever
+// the server must close.
+func TestFakeTLS(t *testing.T) {
+	pair, err := testcert.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := pair.ServerConfig()
+	tls12 := pair.ServerConfig()
+	tls12.MaxVersion = tls.VersionTLS12
+	testFakes(t, []fakeTest{
+		{"correct", fake{max: 256, answer: answer, tls: srv}, nil},
+		{"correct TLS 1.2", fake{max: 256, answer: answer, tls: tls12}, nil},
+		{"spelling", fake{max: 256, answer: "I received your message\n", tls: srv}, []string{`"hello\n"`, `"a\nb\nc\n" in one write`}},
+		{"no cut", fake{max: 256, answer: answer, noCut: true, tls: srv}, []string{"600 bytes without LF, then LF", "257 bytes + LF"}},
+		{"reset", fake{max: 256, answer: answer, resetOnClose: true, tls: srv}, []string{`"close\n"`, "EOF with nothing sent"}},
+		{"EOF drops", fake{max: 256, answer: answer, ignoreEOF: true, tls: srv}, []string{`"bye" then EOF`, `"close" then EOF`}},
+		{"per read", fake{max: 256, answer: answer, perRead: true, tls: srv}, []string{`"hel" then "lo\r\n"`, `"hello\r\n" one byte per write`}},
+		{"no close_notify", fake{max: 256, answer: answer, noCloseNotify: true, tls: srv},
+			[]string{`"hello\n"`, `"close\n"`, "EOF with nothing sent", `"bye" then EOF`}},
+	}, pair.ClientConfig())
+}
+
+// TestTLSReport checks what Run says of a TLS server that ends without
+// close_notify, of one whose certificate the client does not trust, and
+// of a plaintext server: each case fails at once, saying why.
+func TestTLSReport(t *testing.T) {
+	pair, err := testcert.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Timeout: 2 * time.Second, Quiet: 20 * time.Millisecond, TLS: pair.ClientConfig()}
+	for _, tt := range []struct {
+		name   string
+		f      fake
+		client *tls.Config
+		want   []string
+	}{
+		{"no close_notify", fake{max: 256, answer: answer, noCloseNotify: true, tls: pair.ServerConfig()}, cfg.TLS, []string{
+			`FAIL  "close\n": got "closing" then EOF without close_notify, want "closing" then close_notify and EOF`,
+			`FAIL  "a\nb\nc\n" in one write: got "I recieved your message\n"×3 then EOF without close_notify, want "I recieved your message\n"×3 then close_notify and EOF`,
+		}},
+		{"untrusted", fake{max: 256, answer: answer, tls: pair.ServerConfig()}, &tls.Config{ServerName: "127.0.0.1"}, []string{
+			`FAIL  "hello\n": TLS handshake: tls: failed to verify certificate`,
+		}},
+		{"plaintext server", fake{max: 256, answer: answer}, cfg.TLS, []string{
+			`FAIL  "hello\n": TLS handshake: `,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := cfg
+			cfg.Addr, cfg.TLS = tt.f.serve(t), tt.client
+			var out bytes.Buffer
+			start := time.Now()
+			if err := Run(context.Background(), &out, cfg); err == nil {
+				t.Fatalf("Run passed:\n%s", out.String())
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, out.String())
+				}
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("Run took %v: the cases should fail at once", d)
 			}
 		})
 	}

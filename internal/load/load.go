@@ -10,6 +10,11 @@
 // buffer shared by all of its connections, checks them, and answers the
 // answers with one write carrying as many new messages as came back.
 //
+// With Config.TLS, connections run inside TLS, on Go's crypto/tls, which
+// needs blocking connections: each is then two goroutines, one writing its
+// messages and one reading and checking the answers, with the same
+// pipelining, phases and measurements.
+//
 // A run has four phases: connect (every connection is opened before the
 // clock starts), warm-up (traffic, not counted), the measured window
 // (Duration), and drain (no new messages; the answers still owed are
@@ -20,6 +25,7 @@
 package load
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,8 +103,14 @@ type Config struct {
 	// announcing the connection's own local address as the client and the
 	// server's address as the destination. It is written once, when the
 	// connection opens and before the warm-up, so it costs the measured
-	// window nothing.
+	// window nothing. With TLS it comes first, in the clear.
 	Proxy Proxy
+	// TLS, when set, runs every connection inside TLS with this client
+	// configuration (which names the server, ServerName, or skips
+	// verification), on a goroutine pair per connection instead of the
+	// event loops; Loops then only shards the counters. Every handshake
+	// is done, within Timeout, before the warm-up.
+	TLS *tls.Config
 }
 
 // Proxy is the PROXY protocol header (HAProxy's doc/proxy-protocol.txt)
@@ -248,6 +260,8 @@ type Result struct {
 	Conns, Depth, Size, Loops int
 	Rate                      float64
 	Proxy                     Proxy
+	// TLS says the connections ran inside TLS.
+	TLS bool
 	// Duration is the measured window: Config.Duration, or less if the
 	// context ended the run early.
 	Duration time.Duration
@@ -291,6 +305,38 @@ func (r Result) Err() error {
 	return fmt.Errorf("%d mismatches, %d errors, %d timeouts", r.Mismatches, r.Errors, r.Timeouts)
 }
 
+// tally is what a loop, or a shard of TLS connections, counted. Sent,
+// answered and hist cover the measured window; the failures, and all, the
+// whole run.
+type tally struct {
+	hist                         Histogram
+	sent, answered               uint64
+	all                          uint64 // answers in any phase
+	mismatches, errors, timeouts uint64
+	firstErr                     error // the first failure's cause
+}
+
+// noteErr counts a failed connection and keeps the first cause.
+func (t *tally) noteErr(err error) {
+	t.errors++
+	if t.firstErr == nil {
+		t.firstErr = err
+	}
+}
+
+// add adds t's counts to r.
+func (r *Result) add(t *tally, h *Histogram) {
+	if t.firstErr != nil && r.FirstError == "" {
+		r.FirstError = t.firstErr.Error()
+	}
+	r.Sent += t.sent
+	r.Answered += t.answered
+	r.Mismatches += t.mismatches
+	r.Errors += t.errors
+	r.Timeouts += t.timeouts
+	h.Merge(&t.hist)
+}
+
 // perMsg returns d per answered message in microseconds, or 0.
 func (r Result) perMsg(d time.Duration) float64 {
 	if r.Answered == 0 {
@@ -320,6 +366,7 @@ type resultJSON struct {
 	Loops           int      `json:"loops"`
 	Rate            float64  `json:"rate"`
 	Proxy           string   `json:"proxy,omitempty"`
+	TLS             bool     `json:"tls,omitempty"`
 	DurationSeconds float64  `json:"duration_s"`
 	FirstError      string   `json:"first_error,omitempty"`
 }
@@ -338,8 +385,8 @@ func round3(x float64) float64 { return math.Round(x*1e3) / 1e3 }
 // p999_us, max_us, sent, answered, mismatches, errors, timeouts,
 // client_cpu_s, client_cpu_us_per_msg, server_cpu_s and
 // server_cpu_us_per_msg (only with a server PID), conns, depth, size,
-// loops, rate, proxy ("v1" or "v2", only with a PROXY header), duration_s
-// and first_error (only if there was one).
+// loops, rate, proxy ("v1" or "v2", only with a PROXY header), tls (true,
+// only inside TLS), duration_s and first_error (only if there was one).
 func (r Result) MarshalJSON() ([]byte, error) {
 	j := resultJSON{
 		MsgsPerSec:      math.Round(r.MsgsPerSec),
@@ -359,6 +406,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		Size:            r.Size,
 		Loops:           r.Loops,
 		Rate:            r.Rate,
+		TLS:             r.TLS,
 		DurationSeconds: seconds(r.Duration),
 		FirstError:      r.FirstError,
 	}
@@ -383,8 +431,12 @@ func (r Result) String() string {
 	if r.Proxy != ProxyNone {
 		header = fmt.Sprintf(", PROXY %v header", r.Proxy)
 	}
-	fmt.Fprintf(&b, "%d connections%s, depth %d, %d-byte messages, %d event loop%s, rate %s, window %v\n",
-		r.Conns, header, r.Depth, r.Size, r.Loops, plural(r.Loops), rate, r.Duration.Round(time.Millisecond))
+	clients := fmt.Sprintf("%d event loop%s", r.Loops, plural(r.Loops))
+	if r.TLS {
+		clients = "TLS, two goroutines per connection"
+	}
+	fmt.Fprintf(&b, "%d connections%s, depth %d, %d-byte messages, %s, rate %s, window %v\n",
+		r.Conns, header, r.Depth, r.Size, clients, rate, r.Duration.Round(time.Millisecond))
 	fmt.Fprintf(&b, "messages    %d sent, %d answered, %d mismatches, %d errors, %d timeouts\n",
 		r.Sent, r.Answered, r.Mismatches, r.Errors, r.Timeouts)
 	fmt.Fprintf(&b, "throughput  %.0f msgs/s\n", r.MsgsPerSec)

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -59,6 +60,8 @@ type fakeServer struct {
 	// proxy makes the fake read a PROXY protocol header first, with the
 	// server's parser, and close connections without a valid one.
 	proxy bool
+	// tls, when set, serves inside TLS (after the PROXY header).
+	tls *tls.Config
 
 	ln      net.Listener
 	mu      sync.Mutex
@@ -112,6 +115,11 @@ func (f *fakeServer) serve(c net.Conn) {
 	if f.proxy && !f.readProxy(c, r) {
 		return
 	}
+	if f.tls != nil {
+		tc := tls.Server(bufferedConn{c, r}, f.tls)
+		defer tc.Close() // close_notify, when the fake ends first
+		c, r = tc, bufio.NewReader(tc)
+	}
 	w := bufio.NewWriter(c)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
 	for n := 0; ; n++ {
@@ -136,6 +144,14 @@ func (f *fakeServer) serve(c net.Conn) {
 		}
 	}
 }
+
+// bufferedConn is a connection whose first bytes were read into r.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 // readProxy reads c's PROXY header from r one byte at a time, so that not
 // one byte after it is consumed, records it, and reports whether it was
@@ -506,6 +522,9 @@ func TestResultJSON(t *testing.T) {
 	b, _ = json.Marshal(r)
 	if bytes.Contains(b, []byte("server_cpu")) {
 		t.Errorf("JSON without a server PID names server CPU: %s", b)
+	}
+	if bytes.Contains(b, []byte(`"tls"`)) {
+		t.Errorf("JSON of a plaintext run names TLS: %s", b)
 	}
 }
 

@@ -58,6 +58,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		perMsg:   answersPerMessage(cfg.Size, cfg.MaxMessage),
 		stopping: make(chan struct{}),
 	}
+	if cfg.TLS != nil {
+		return r.runTLS(ctx, res)
+	}
 	r.loops = make([]*loop, cfg.Loops)
 	for i := range r.loops {
 		l, err := newLoop(r, i)
@@ -81,37 +84,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	r.each((*loop).connectAll)
 
-	r.warmupEnd = r.now() + int64(cfg.Warmup)
-	r.end = r.warmupEnd + int64(cfg.Duration)
-
 	var wg sync.WaitGroup
-	for _, l := range r.loops {
-		wg.Go(l.runLoop)
-	}
-	var progressDone chan struct{}
-	if cfg.Progress != nil {
-		progressDone = make(chan struct{})
-		go func() {
-			defer close(progressDone)
-			r.progress(cfg.Progress)
-		}()
-	}
-
-	// Sample the CPU clocks at the edges of the window.
-	var c0, c1 cpuSample
-	windowOpen := false
-	if r.sleepUntil(r.warmupEnd) {
-		c0 = r.sampleCPU()
-		windowOpen = true
-		r.sleepUntil(r.end)
-		c1 = r.sampleCPU()
-	}
-	r.stop()
-	wg.Wait()
-	windowEnd := min(r.stopAt, r.end)
-	if progressDone != nil {
-		<-progressDone
-	}
+	c0, c1, open := r.window(func() {
+		for _, l := range r.loops {
+			wg.Go(l.runLoop)
+		}
+	}, wg.Wait)
 
 	var h Histogram
 	var fatal []error
@@ -119,23 +97,51 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if l.fatal != nil {
 			fatal = append(fatal, l.fatal)
 		}
-		if l.firstErr != nil && res.FirstError == "" {
-			res.FirstError = l.firstErr.Error()
-		}
-		res.Sent += l.sent
-		res.Answered += l.answered
-		res.Mismatches += l.mismatches
-		res.Errors += l.errors
-		res.Timeouts += l.timeouts
-		h.Merge(&l.hist)
+		res.add(&l.tally, &h)
 	}
 	if len(fatal) > 0 {
 		return res, fmt.Errorf("load: %w", errors.Join(fatal...))
 	}
-	if !windowOpen {
+	return r.result(ctx, res, &h, c0, c1, open)
+}
+
+// window starts the traffic (start) with the warm-up, samples the CPU
+// clocks at the edges of the measured window, then stops the run and waits
+// (wait) for the drain. open is false if the run was stopped before the
+// window opened.
+func (r *run) window(start, wait func()) (c0, c1 cpuSample, open bool) {
+	r.warmupEnd = r.now() + int64(r.cfg.Warmup)
+	r.end = r.warmupEnd + int64(r.cfg.Duration)
+	start()
+	var progressDone chan struct{}
+	if r.cfg.Progress != nil {
+		progressDone = make(chan struct{})
+		go func() {
+			defer close(progressDone)
+			r.progress(r.cfg.Progress)
+		}()
+	}
+	if r.sleepUntil(r.warmupEnd) {
+		c0 = r.sampleCPU()
+		open = true
+		r.sleepUntil(r.end)
+		c1 = r.sampleCPU()
+	}
+	r.stop()
+	wait()
+	if progressDone != nil {
+		<-progressDone
+	}
+	return c0, c1, open
+}
+
+// result completes res, which holds the counts, with the figures of the
+// window: ctx's error instead if the window never opened.
+func (r *run) result(ctx context.Context, res Result, h *Histogram, c0, c1 cpuSample, open bool) (Result, error) {
+	if !open {
 		return res, ctx.Err()
 	}
-	res.Duration = time.Duration(windowEnd - r.warmupEnd)
+	res.Duration = time.Duration(min(r.stopAt, r.end) - r.warmupEnd)
 	if res.Duration > 0 {
 		res.MsgsPerSec = float64(res.Answered) / res.Duration.Seconds()
 	}
@@ -174,6 +180,7 @@ type run struct {
 	msgs   []byte    // Depth messages back to back
 	perMsg int       // answers per message
 	loops  []*loop
+	shards []*shard // with Config.TLS, instead of loops
 
 	// warmupEnd and end bound the measured window on the run's clock.
 	warmupEnd, end int64
@@ -247,14 +254,8 @@ type loop struct {
 	sa     unix.Sockaddr
 	hdr    []byte // the PROXY header being written, if Config.Proxy
 
-	// Counts. Sent, answered and hist cover the measured window; the
-	// failures, and all, cover the whole run.
-	hist                         Histogram
-	sent, answered               uint64
-	all                          uint64 // answers in any phase
-	mismatches, errors, timeouts uint64
-	firstErr                     error // the first failure's cause
-	fatal                        error // the poller failed: the run is void
+	tally       // the loop's counts
+	fatal error // the poller failed: the run is void
 
 	inflight   int  // messages in flight over all connections
 	sending    bool // the window is open or the warm-up runs
@@ -330,14 +331,6 @@ func sockaddr(a netip.Addr, port uint16, zone uint32) unix.Sockaddr {
 		return &unix.SockaddrInet4{Port: int(port), Addr: a.As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(port), ZoneId: zone, Addr: a.As16()}
-}
-
-// noteErr counts a failed connection and keeps the first cause.
-func (l *loop) noteErr(err error) {
-	l.errors++
-	if l.firstErr == nil {
-		l.firstErr = err
-	}
 }
 
 // drop deregisters and closes connection i. Its messages in flight are
@@ -807,6 +800,30 @@ func (l *loop) publish() {
 	l.snapMu.Unlock()
 }
 
+// snapshot merges into h the latest latencies of every loop, or TLS
+// shard, and returns their other counts.
+func (r *run) snapshot(h *Histogram) (all, bad, errs, tos uint64) {
+	for _, l := range r.loops {
+		l.snapMu.Lock()
+		h.Merge(&l.snapHist)
+		all += l.snapAll
+		bad += l.snapBad
+		errs += l.snapErrs
+		tos += l.snapTos
+		l.snapMu.Unlock()
+	}
+	for _, s := range r.shards {
+		s.mu.Lock()
+		h.Merge(&s.hist)
+		all += s.all
+		bad += s.mismatches
+		errs += s.errors
+		tos += s.timeouts
+		s.mu.Unlock()
+	}
+	return all, bad, errs, tos
+}
+
 // progress writes a progress line to w once a second until the window
 // closes, then clears it.
 func (r *run) progress(w io.Writer) {
@@ -824,16 +841,7 @@ func (r *run) progress(w io.Writer) {
 		case <-t.C:
 		}
 		h.Reset()
-		var all, bad, errs, tos uint64
-		for _, l := range r.loops {
-			l.snapMu.Lock()
-			h.Merge(&l.snapHist)
-			all += l.snapAll
-			bad += l.snapBad
-			errs += l.snapErrs
-			tos += l.snapTos
-			l.snapMu.Unlock()
-		}
+		all, bad, errs, tos := r.snapshot(&h)
 		now := r.now()
 		rate := float64(all-last) / time.Duration(now-lastAt).Seconds()
 		last, lastAt = all, now
