@@ -55,9 +55,10 @@ type tlsConn struct {
 	fd int32
 	// ended: the connection is gone; its slot may be another's.
 	ended bool
-	// started: a goroutine runs the handshake. finished: the loop has
-	// seen it end and given back its slot.
-	started, finished bool
+	// started: a goroutine runs the handshake; waiting: t is in the
+	// loop's hsWait for a slot. finished: the loop has seen the handshake
+	// end and given back its slot.
+	started, waiting, finished bool
 	// notified: the close_notify alert is written. eof: the client's FIN
 	// came during the handshake, after what the handshake may still need
 	// (a client's Finished, its first message and its close_notify can
@@ -364,10 +365,11 @@ func (l *loop) handshakeEOF(c *conn, fd int) {
 // startHandshake starts t's handshake goroutine, or queues t until a
 // handshake ends if MaxHandshakes run already.
 func (l *loop) startHandshake(t *tlsConn) {
-	if t.started {
+	if t.started || t.waiting {
 		return
 	}
 	if !l.takeSlot() {
+		t.waiting = true
 		l.hsWait = append(l.hsWait, t)
 		l.e.hsWaiting.Add(1)
 		return
@@ -489,6 +491,7 @@ func (l *loop) startWaiting() {
 			t.started = true
 			go t.handshake()
 		}
+		t.waiting = false
 		l.hsWait[0] = nil
 		l.hsWait = l.hsWait[1:]
 		l.e.hsWaiting.Add(-1)
