@@ -85,7 +85,9 @@ const (
 // max(256, MaxPendingOutput/MaxExpansion) bytes at a time, so a client that
 // does not read costs at most MaxPendingOutput of answers (6 KiB when that
 // is smaller) plus the socket buffers (stdUnsentLimit of unsent output,
-// where the system has TCP_NOTSENT_LOWAT).
+// where the system has TCP_NOTSENT_LOWAT). Over TLS crypto/tls adds the
+// ciphertext of the record being written (at most 16 KiB and its
+// overhead), which it keeps as a buffer for the next.
 // Stats.Backpressure stays zero: the pause is invisible inside Write.
 type stdnetEngine struct {
 	cfg *Config
@@ -95,6 +97,7 @@ type stdnetEngine struct {
 	rejected  *rateLog
 	acceptErr *rateLog
 	proxyErr  *rateLog
+	tlsErr    *rateLog
 	ips       *ipLimit // nil without Config.MaxConnsPerIP
 	logConns  bool
 
@@ -103,6 +106,14 @@ type stdnetEngine struct {
 	// held counts the accept loops that a deadline made wait for the
 	// stop (see acceptLoop), so that a test can know they take no more.
 	held atomic.Int32
+
+	// With Config.TLS (stdnet_tls.go): a handshake holds a slot of
+	// hsSlots, MaxHandshakes of them, and its context derives from hsCtx,
+	// which hsCancel ends on a forced stop, and stdDrainMax into a
+	// shutdown.
+	hsSlots  chan struct{}
+	hsCtx    context.Context
+	hsCancel context.CancelFunc
 
 	mu       sync.Mutex
 	conns    map[*stdConn]struct{}
@@ -121,14 +132,20 @@ type stdnetEngine struct {
 }
 
 // stdConn is one connection. mu orders the connection's own read deadlines
-// with the one Shutdown sets to interrupt a blocked Read.
+// with the one Shutdown sets to interrupt a blocked Read, and guards
+// handshaking and the change of c.
 type stdConn struct {
-	c          net.Conn
-	mu         sync.Mutex
-	drainUntil time.Time      // set on the first drain read
-	drained    bool           // input came during the drain
-	remote     netip.AddrPort // the client's: the PROXY header's if it named one
-	counted    bool           // remote counts in the engine's ipLimit
+	// raw is the socket; c is what the protocol reads and writes: raw, or
+	// the tls.Conn over it once the handshake is done, with tls its
+	// transport. Closes and resets take raw (see stdnet_tls.go).
+	raw, c      net.Conn
+	tls         *stdTransport
+	handshaking bool // in tls.Conn.HandshakeContext, bounded by its context
+	mu          sync.Mutex
+	drainUntil  time.Time      // set on the first drain read
+	drained     bool           // input came during the drain
+	remote      netip.AddrPort // the client's: the PROXY header's if it named one
+	counted     bool           // remote counts in the engine's ipLimit
 }
 
 func newEngine(cfg *Config, st *Stats) (engine, error) {
@@ -142,12 +159,13 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stdnetEngine{
+	e := &stdnetEngine{
 		cfg:       cfg,
 		st:        st,
 		lns:       lns,
 		rejected:  newRateLog(cfg.Logger, slog.LevelInfo, "connection rejected"),
 		proxyErr:  newRateLog(cfg.Logger, slog.LevelInfo, "PROXY header rejected"),
+		tlsErr:    newRateLog(cfg.Logger, slog.LevelInfo, "TLS handshake failed"),
 		ips:       newIPLimit(cfg.MaxConnsPerIP),
 		acceptErr: newRateLog(cfg.Logger, slog.LevelWarn, "accept failed"),
 		logConns:  cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
@@ -155,7 +173,12 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		stop:      make(chan struct{}),
 		gone:      make(chan struct{}),
 		readyc:    make(chan struct{}),
-	}, nil
+	}
+	e.hsCtx, e.hsCancel = context.WithCancel(context.Background())
+	if cfg.TLS != nil {
+		e.hsSlots = make(chan struct{}, cfg.MaxHandshakes)
+	}
+	return e, nil
 }
 
 // inheritStd makes listeners of files, which must be listening TCP
@@ -282,11 +305,15 @@ func (e *stdnetEngine) shutdown(ctx context.Context) error {
 		now := time.Now()
 		for sc := range e.conns {
 			// Wake a Read blocked in the kernel; the connection then sees
-			// draining and switches to short drain deadlines.
+			// draining and switches to short drain deadlines. A TLS
+			// handshake is left to end, within stdDrainMax.
 			sc.mu.Lock()
-			sc.c.SetReadDeadline(now)
+			if !sc.handshaking {
+				sc.raw.SetReadDeadline(now)
+			}
 			sc.mu.Unlock()
 		}
+		time.AfterFunc(stdDrainMax, e.hsCancel)
 	}
 	e.mu.Unlock()
 	select {
@@ -311,8 +338,9 @@ func (e *stdnetEngine) kill() {
 		}
 	}
 	e.stopLocked(false)
+	e.hsCancel()
 	for sc := range e.conns {
-		sc.c.Close()
+		sc.raw.Close()
 	}
 	e.mu.Unlock()
 }
@@ -453,7 +481,7 @@ func (e *stdnetEngine) admit(c net.Conn) {
 		e.rejected.Log("reason", "MaxConns", "max_conns", e.cfg.MaxConns)
 		return
 	}
-	sc := &stdConn{c: c}
+	sc := &stdConn{raw: c, c: c}
 	e.conns[sc] = struct{}{}
 	e.running++
 	e.mu.Unlock()
@@ -505,15 +533,14 @@ func (e *stdnetEngine) setReadDeadlineLocked(sc *stdConn, cur int) int {
 }
 
 func (e *stdnetEngine) serveConn(sc *stdConn) {
-	c := sc.c
-	limitUnsentStd(c)
+	limitUnsentStd(sc.raw)
 	var why string
 	if e.cfg.Handler != nil {
 		why = e.converseHandler(sc)
 	} else {
 		why = e.converse(sc)
 	}
-	c.Close()
+	sc.raw.Close()
 	if sc.counted {
 		e.ips.release(sc.remote.Addr())
 	}
@@ -525,11 +552,12 @@ func (e *stdnetEngine) serveConn(sc *stdConn) {
 }
 
 // start reads the PROXY header if there must be one, then admits the
-// connection: MaxConnsPerIP, the log, the Protocol's address. It returns
-// the input that came after the header, at the start of in, or why the
-// connection must close.
+// connection: MaxConnsPerIP, the log, the Protocol's address; with TLS it
+// runs the handshake (stdnet_tls.go). It returns the input that came
+// after the header, at the start of in (none with TLS: it was the
+// handshake's), or why the connection must close.
 func (e *stdnetEngine) start(sc *stdConn, p Protocol, in []byte) (n int, why string) {
-	c := sc.c
+	c := sc.raw
 	sc.remote = c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	sc.remote = netip.AddrPortFrom(sc.remote.Addr().Unmap(), sc.remote.Port())
 	limit := e.ips != nil
@@ -582,13 +610,15 @@ func (e *stdnetEngine) start(sc *stdConn, p Protocol, in []byte) (n int, why str
 	if s, ok := p.(RemoteAddrSetter); ok {
 		s.SetRemoteAddr(sc.remote)
 	}
+	if e.cfg.TLS != nil {
+		return 0, e.handshake(sc, in, n)
+	}
 	return n, ""
 }
 
 // converse runs the protocol on one connection until it must close, and
 // says why.
 func (e *stdnetEngine) converse(sc *stdConn) string {
-	c := sc.c
 	p := e.cfg.NewProtocol()
 	// Reading no more than this keeps the answers to one read within
 	// MaxPendingOutput (see MaxExpansion); and no more than stdReadMax, so
@@ -597,6 +627,17 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 	pre, why := e.start(sc, p, in)
 	if why != "" {
 		return why
+	}
+	c := sc.c
+	if sc.tls != nil {
+		// As write does above TLS: progress restarts IdleTimeout's wait.
+		sc.tls.onWriteTimeout = func(progress bool) bool {
+			if !progress || e.cfg.IdleTimeout == 0 {
+				return false
+			}
+			sc.raw.SetWriteDeadline(time.Now().Add(e.cfg.IdleTimeout))
+			return true
+		}
 	}
 	var out []byte
 	dl := dlNone
@@ -610,7 +651,9 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 			n, err = c.Read(in)
 		}
 		if n > 0 {
-			e.st.BytesIn.Add(int64(n))
+			if sc.tls == nil {
+				e.st.BytesIn.Add(int64(n))
+			}
 			if dl == dlDrain {
 				sc.drained = true
 			}
@@ -619,7 +662,7 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 			if e.cfg.builtin {
 				e.st.Messages.Add(answered(out, done))
 			}
-			if why := e.write(c, out); why != "" {
+			if why := e.write(sc, out); why != "" {
 				return why
 			}
 			if done {
@@ -633,11 +676,15 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 			if e.cfg.builtin {
 				e.st.Messages.Add(answered(out, true))
 			}
-			if why := e.write(c, out); why != "" {
+			if why := e.write(sc, out); why != "" {
 				return why
 			}
 			// Nothing can be left unread after the client's EOF: Close
-			// sends a plain FIN.
+			// sends a plain FIN, and with TLS the close_notify must
+			// precede it.
+			if sc.tls != nil {
+				sc.closeWrite()
+			}
 			return "eof"
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			switch {
@@ -661,13 +708,16 @@ func (e *stdnetEngine) converse(sc *stdConn) string {
 // progress for that long closes the connection as idle: a client that
 // neither sends nor reads is idle too. It returns why the connection must
 // close, or "".
-func (e *stdnetEngine) write(c net.Conn, b []byte) string {
+func (e *stdnetEngine) write(sc *stdConn, b []byte) string {
+	c := sc.c
 	for len(b) > 0 {
 		if e.cfg.IdleTimeout > 0 {
 			c.SetWriteDeadline(time.Now().Add(e.cfg.IdleTimeout))
 		}
 		n, err := c.Write(b)
-		e.st.BytesOut.Add(int64(n))
+		if sc.tls == nil {
+			e.st.BytesOut.Add(int64(n))
+		}
 		b = b[n:]
 		switch {
 		case err == nil:
@@ -683,30 +733,37 @@ func (e *stdnetEngine) write(c net.Conn, b []byte) string {
 	return ""
 }
 
-// failed accounts for a socket error.
+// failed accounts for a socket error, or a TLS error (a bad record, an
+// alert).
 func (e *stdnetEngine) failed(err error) string {
 	if e.killed.Load() {
 		return "shutdown"
 	}
-	e.st.Resets.Add(1)
+	if isTLSError(err) {
+		e.st.TLSErrors.Add(1)
+	} else {
+		e.st.Resets.Add(1)
+	}
 	return "error: " + err.Error()
 }
 
-// linger sends FIN and discards input until the client's EOF, for at most
-// stdLinger (stdShutdownLinger once shutting down), so that the Close that
-// follows finds nothing unread and sends no reset. It returns why.
+// linger sends FIN (after TLS's close_notify) and discards input until
+// the client's EOF, for at most stdLinger (stdShutdownLinger once shutting
+// down), so that the Close that follows finds nothing unread and sends no
+// reset. It returns why.
 func (e *stdnetEngine) linger(sc *stdConn, buf []byte, why string) string {
-	if cw, ok := sc.c.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+	if sc.closeWrite() != nil {
 		return why
 	}
 	return e.drainToEOF(sc, buf, why)
 }
 
 // drainToEOF discards input until the client's EOF, for at most stdLinger
-// (stdShutdownLinger once shutting down), once the FIN is sent. It returns
-// why.
+// (stdShutdownLinger once shutting down), once the FIN is sent. It reads
+// the socket itself: with TLS, what comes after the FIN is discarded
+// undecrypted. It returns why.
 func (e *stdnetEngine) drainToEOF(sc *stdConn, buf []byte, why string) string {
-	c := sc.c
+	c := sc.raw
 	deadline := time.Now().Add(stdLinger)
 	short := false
 	for {

@@ -88,6 +88,9 @@ type stdHandle struct {
 	wfrom, closeBy, wtoFrom time.Time
 	writing                 bool
 	wset                    bool
+	// tlsWhy is why a Write over TLS gave up at its deadline
+	// (tlsWriteTimedOut); the writer's.
+	tlsWhy error
 }
 
 // wtoStart is when the write timeout's wait began. sc.mu is held.
@@ -138,7 +141,7 @@ func (h *stdHandle) post(c *Conn, t task) error {
 	case taskAbort:
 		h.abortLocked(t.why)
 		h.qmu.Unlock()
-		resetConn(h.sc.c)
+		resetConn(h.sc.raw)
 		h.wakeWriter()
 	}
 	return nil
@@ -412,17 +415,17 @@ func (h *stdHandle) abort(why error, reset bool) bool {
 	h.qmu.Unlock()
 	if ok {
 		if reset {
-			resetConn(h.sc.c)
+			resetConn(h.sc.raw)
 		} else {
-			h.sc.c.Close()
+			h.sc.raw.Close()
 		}
 		h.wakeWriter()
 	}
 	return ok
 }
 
-// resetConn closes c with a reset, discarding what its send buffer holds:
-// SO_LINGER with a zero time (socket(7)). A plain close leaves the kernel
+// resetConn closes c, a socket, with a reset, discarding what its send
+// buffer holds: SO_LINGER with a zero time (socket(7)). A plain close leaves the kernel
 // sending a client that does not read what it was owed, for as long as
 // the client keeps its window open a crack (zero-window probes), and the
 // client sees no end meanwhile. Abort promises the opposite.
@@ -433,17 +436,22 @@ func resetConn(c net.Conn) {
 	c.Close()
 }
 
-// fail ends the connection after a socket error: the error is the reason,
-// unless a forced stop closed the socket, or the connection was aborted
-// already (the error is then that close's). The connection is broken:
-// nothing the kernel holds for it is worth sending.
+// fail ends the connection after a socket error or a TLS error (a bad
+// record, an alert): the error is the reason, unless a forced stop closed
+// the socket, or the connection was aborted already (the error is then
+// that close's). The connection is broken: nothing the kernel holds for it
+// is worth sending.
 func (h *stdHandle) fail(err error) {
 	if h.e.killed.Load() {
 		h.abort(ErrServerClosed, false)
 		return
 	}
 	if h.abort(err, true) {
-		h.e.st.Resets.Add(1)
+		if isTLSError(err) {
+			h.e.st.TLSErrors.Add(1)
+		} else {
+			h.e.st.Resets.Add(1)
+		}
 	}
 }
 
@@ -518,15 +526,23 @@ func (h *stdHandle) writeLoop() {
 func (h *stdHandle) send(b []byte) bool {
 	e, sc := h.e, h.sc
 	for len(b) > 0 {
+		chunk := b
+		if sc.tls != nil && len(chunk) > stdRecordPlain {
+			// A record per Write, so that what the client takes is
+			// counted as it goes, as a plain Write's progress is.
+			chunk = chunk[:stdRecordPlain]
+		}
 		sc.mu.Lock()
 		h.wfrom, h.writing = time.Now(), true
 		h.applyWriteDeadlineLocked()
 		sc.mu.Unlock()
-		n, err := sc.c.Write(b)
+		n, err := sc.c.Write(chunk)
 		sc.mu.Lock()
 		h.writing = false
 		sc.mu.Unlock()
-		e.st.BytesOut.Add(int64(n))
+		if sc.tls == nil {
+			e.st.BytesOut.Add(int64(n))
+		}
 		if n > 0 {
 			h.sent(n)
 		}
@@ -535,6 +551,12 @@ func (h *stdHandle) send(b []byte) bool {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded) && !h.isAborted():
 			why, ok := h.writeExpired(n > 0)
+			if sc.tls != nil {
+				// The transport went on as long as the wait allowed
+				// (tlsWriteTimedOut), and crypto/tls fails every Write
+				// after this one.
+				why, ok = h.tlsWhy, true
+			}
 			if !ok {
 				break
 			}
@@ -551,15 +573,32 @@ func (h *stdHandle) send(b []byte) bool {
 	return true
 }
 
-// finish sends the FIN of a graceful close, once every write queued
-// before it is out, and ends the handle. The reader may be blocked in a
-// Read: a deadline in the past wakes it, to linger (see handlerDeadline).
+// tlsWriteTimedOut is the TLS transport's onWriteTimeout: a Write that
+// met its deadline goes on, with the deadline send would set, unless its
+// wait is over (writeExpired); then tlsWhy says why.
+func (h *stdHandle) tlsWriteTimedOut(progress bool) bool {
+	why, ok := h.writeExpired(progress)
+	if ok {
+		h.tlsWhy = why
+		return false
+	}
+	h.sc.mu.Lock()
+	defer h.sc.mu.Unlock()
+	if progress {
+		h.wfrom = time.Now()
+	}
+	h.applyWriteDeadlineLocked()
+	return true
+}
+
+// finish sends the FIN of a graceful close (after TLS's close_notify),
+// once every write queued before it is out, and ends the handle. The
+// reader may be blocked in a Read: a deadline in the past wakes it, to
+// linger (see handlerDeadline).
 func (h *stdHandle) finish() {
-	if cw, ok := h.sc.c.(interface{ CloseWrite() error }); ok {
-		if err := cw.CloseWrite(); err != nil {
-			h.fail(err)
-			return
-		}
+	if err := h.sc.closeWrite(); err != nil && err != errors.ErrUnsupported {
+		h.fail(err)
+		return
 	}
 	h.sc.mu.Lock()
 	h.sc.c.SetReadDeadline(time.Unix(1, 0))
@@ -692,6 +731,9 @@ func (e *stdnetEngine) converseHandler(sc *stdConn) string {
 		return why
 	}
 	h := newStdHandle(e, sc)
+	if sc.tls != nil {
+		sc.tls.onWriteTimeout = h.tlsWriteTimedOut
+	}
 	go h.writeLoop()
 	h.mu.Lock()
 	e.cfg.Handler.OnOpen(&h.Conn)
@@ -736,7 +778,9 @@ func (h *stdHandle) read(in []byte, pre int) (string, bool) {
 		}
 		if n > 0 {
 			last = time.Now()
-			e.st.BytesIn.Add(int64(n))
+			if sc.tls == nil {
+				e.st.BytesIn.Add(int64(n))
+			}
 			if dl == dlDrain {
 				sc.drained = true
 			}

@@ -40,6 +40,9 @@ func TestTLSWaitingHelloSendsMore(t *testing.T) {
 	waitFor(t, "the server to read the waiting ClientHello", func() bool { return st.BytesIn.Load() >= in+int64(len(hello)) })
 	for i := range 2 {
 		waiter.send("\x14\x03\x03\x00\x01\x01") // ChangeCipherSpec
+		if s.Engine() != "poll" {
+			continue // stdnet reads nothing more until the handshake runs
+		}
 		waitFor(t, "the server to read the waiting client's record", func() bool {
 			return st.BytesIn.Load() >= in+int64(len(hello)+6*(i+1))
 		})
