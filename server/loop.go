@@ -95,6 +95,8 @@ type loop struct {
 	// decryption, encryption and close_notify.
 	tlsq          tlsQueue
 	hsWait        []*tlsConn
+	resumes       []uint64 // tokens of connections to decrypt next turn
+	spareResumes  []uint64
 	plain, sealed []byte
 	alert         []byte
 	hsTicks       uint32
@@ -274,6 +276,7 @@ func (l *loop) run() {
 		}
 		l.expire()
 		l.endWaits()
+		l.runResumes()
 	}
 }
 
@@ -363,8 +366,8 @@ func (l *loop) timeout() time.Duration {
 	if l.released >= releaseAfter {
 		consider(l.e.ticks() + releaseEvery) // try again when allowed
 	}
-	if len(l.ents) > 0 || len(l.ended) > 0 {
-		return 0 // written or ended by the last OnClose calls
+	if len(l.ents) > 0 || len(l.ended) > 0 || len(l.resumes) > 0 {
+		return 0 // written, ended or resumed by the last OnClose calls
 	}
 	if !have {
 		return -1

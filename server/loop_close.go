@@ -52,16 +52,19 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 		// put the connection in the linger list twice.
 		return
 	}
-	if h := c.handle(); h != nil {
-		if l.writesQueued(h) {
-			// Writes queued before the close are still in the task
-			// queue: they go first (see wroteQueued).
-			return
-		}
-		l.endHandle(c)
+	h := c.handle()
+	if h != nil && l.writesQueued(h) {
+		// Writes queued before the close are still in the task queue:
+		// they go first (see wroteQueued).
+		return
 	}
 	if t := c.tlsConn(); t != nil && !l.notify(c, fd, t) {
-		return // the alert waits in the output, the FIN after it
+		// The alert waits in the output, the FIN after it; the handle's
+		// deadlines (a Close's CloseTimeout) bound the wait.
+		return
+	}
+	if h != nil {
+		l.endHandle(c)
 	}
 	if c.state&stEOF != 0 {
 		l.drop(c, fd, "")
@@ -88,7 +91,7 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 // fail drops a connection after a socket error. One that ends a TLS
 // handshake is the handshake's failure, and counted as such.
 func (l *loop) fail(c *conn, fd int, err error) {
-	if c.state&stHandshake != 0 {
+	if c.state&stHandshake != 0 && !c.x.tls.silent() {
 		l.tlsFail(c, fd, err)
 		return
 	}

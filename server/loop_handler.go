@@ -115,9 +115,7 @@ func (pc *pollConn) setReading(c *Conn, on bool) {
 	s := l.e.table.get(fd)
 	if on {
 		s.state &^= stHeld
-		if l.tlsResume(s, fd); s.state&stOpen == 0 {
-			return
-		}
+		l.resumeLater(s, fd)
 	} else {
 		s.state |= stHeld
 	}

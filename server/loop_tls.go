@@ -233,63 +233,88 @@ func (l *loop) tlsInput(c *conn, fd int, t *tlsConn, in []byte) bool {
 }
 
 // decrypt hands on the plaintext of the records crypto/tls can complete,
-// until it needs more input or the connection stops reading. The records
-// of one read go on together, so their answers go out as one record, not
-// one per record the client sent. It reports whether the connection
-// reads on.
+// no more at a time than the answers to it leave room for, as readSize
+// does for a socket: crypto/tls keeps the rest. Like a read of the socket,
+// once a turn: when more may wait, the loop comes back to it next turn
+// (resumes), as the level-triggered poller would for a socket, so that
+// the turn's answers are sent, and the connection paused if the client
+// does not take them, before more are made. The records of one read go on
+// together, so their answers go out as one record. It reports whether the
+// connection reads on.
 func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
+	if !t.reading(c) {
+		return c.state&stOpen != 0
+	}
 	if l.plain == nil {
 		l.plain = make([]byte, plainSize)
 	}
-	for c.state&(stOpen|stNoRead|stPaused|stHeld) == stOpen {
-		n := 0
-		var err error
-		// crypto/tls hands on one record at a time, and part of one if b
-		// is short of it: read while a whole record fits.
-		for err == nil && len(l.plain)-n >= 1<<14 {
-			var m int
-			m, err = t.tc.Read(l.plain[n:])
-			n += m
-		}
-		fatal := err != nil && err != errWouldBlock && err != io.EOF
-		if b := t.p.sink; len(b) > 0 {
-			t.p.sink = nil
-			if fatal {
-				// The alert crypto/tls wrote about the bad record: the
-				// last word on a connection about to close.
-				l.sendLast(fd, b)
-			} else if !l.writeRaw(c, fd, b) {
-				// crypto/tls answered a message of the client's own (a
-				// TLS 1.3 KeyUpdate asking for ours): it goes before
-				// anything sealed with the new keys.
-				return false
-			}
-		}
-		if n > 0 && !l.deliver(c, fd, l.plain[:n]) {
-			return false
-		}
-		switch {
-		case err == nil:
-		case err == errWouldBlock:
-			return true
-		case err == io.EOF:
-			// The client's close_notify: it sends nothing more.
-			if c.state&stOpen != 0 {
-				c.state |= stEOF
-				l.finish(c, fd, true)
-			}
-			return false
-		default:
-			l.tlsFail(c, fd, err)
+	limit := min(l.readSize(c), len(l.plain))
+	n := 0
+	var err error
+	for err == nil && n < limit {
+		var m int
+		m, err = t.tc.Read(l.plain[n:limit])
+		n += m
+	}
+	fatal := err != nil && err != errWouldBlock && err != io.EOF
+	if b := t.p.sink; len(b) > 0 {
+		t.p.sink = nil
+		if fatal {
+			// The alert crypto/tls wrote about the bad record: the last
+			// word on a connection about to close.
+			l.sendLast(c, fd, b)
+		} else if !l.writeRaw(c, fd, b) {
+			// crypto/tls answered a message of the client's own (a TLS
+			// 1.3 KeyUpdate asking for ours): it goes before anything
+			// sealed with the new keys.
 			return false
 		}
 	}
-	return c.state&stOpen != 0
+	if n > 0 {
+		// Whether it reads on is t.reading's to say: with eof, the EOF
+		// is still to be handed on.
+		l.deliver(c, fd, l.plain[:n])
+	}
+	if c.state&stOpen == 0 {
+		return false
+	}
+	switch {
+	case err == nil:
+		if !t.reading(c) {
+			return false
+		}
+		l.resumes = append(l.resumes, token(c.gen.Load(), fd))
+		return true
+	case err == errWouldBlock:
+		return t.reading(c)
+	case err == io.EOF:
+		// The client's close_notify, or the FIN that came with the
+		// handshake's end: it sends nothing more.
+		if t.reading(c) {
+			c.state |= stEOF
+			l.finish(c, fd, true)
+		}
+		return false
+	default:
+		l.tlsFail(c, fd, err)
+		return false
+	}
 }
 
-// plainSize is the decryption scratch: four records' plaintext, which the
-// 64 KiB the loop reads at most cannot much exceed.
+// plainSize is the decryption scratch: four records' plaintext, as much
+// as the 64 KiB a read of the socket takes at most.
 const plainSize = 4 << 14
+
+// reading reports whether decrypt may hand the connection more input: it
+// is open and not paused, and reads on, or its FIN came with the
+// handshake's end (eof) and the input before it is still being handed on.
+func (t *tlsConn) reading(c *conn) bool {
+	s := c.state
+	if s&(stOpen|stPaused|stHeld) != stOpen {
+		return false
+	}
+	return s&stNoRead == 0 || t.eof && s&stClosing == 0
+}
 
 // tlsResume decrypts input held while the connection's reading was
 // paused: the socket may have nothing more to say, so no event would.
@@ -297,6 +322,31 @@ func (l *loop) tlsResume(c *conn, fd int) {
 	if t := c.tlsConn(); t != nil && c.state&stHandshake == 0 {
 		l.decrypt(c, fd, t)
 	}
+}
+
+// resumeLater has the loop decrypt a handled connection's held input once
+// the Handler's call that resumed its reading has returned: at once, an
+// OnData could run within another, its input overwritten.
+func (l *loop) resumeLater(c *conn, fd int) {
+	if t := c.tlsConn(); t != nil && c.state&stHandshake == 0 {
+		l.resumes = append(l.resumes, token(c.gen.Load(), fd))
+	}
+}
+
+// runResumes decrypts the input held for the connections resumed before
+// the call; those it resumes itself wait for the next turn, after the
+// batch of this one is sent.
+func (l *loop) runResumes() {
+	rs := l.resumes
+	l.resumes = l.spareResumes[:0]
+	for _, tok := range rs {
+		fd := int(uint32(tok))
+		c := l.e.table.get(fd)
+		if c.gen.Load() == uint32(tok>>32) && c.state&stOpen != 0 {
+			l.tlsResume(c, fd)
+		}
+	}
+	l.spareResumes = rs[:0]
 }
 
 // handshakeInput gathers a handshake's input. The first record, the
@@ -345,8 +395,10 @@ func (l *loop) handshakeInput(c *conn, fd int, t *tlsConn, in []byte) {
 // and then the EOF.
 func (l *loop) handshakeEOF(c *conn, fd int) {
 	t := c.x.tls
-	if !t.started && len(t.p.in) == 0 {
-		l.tlsFail(c, fd, io.ErrUnexpectedEOF) // not a byte of a ClientHello
+	if t.silent() {
+		// Not a byte: a balancer's TCP health check, not a failed
+		// handshake.
+		l.drop(c, fd, "")
 		return
 	}
 	t.eof = true
@@ -360,6 +412,12 @@ func (l *loop) handshakeEOF(c *conn, fd int) {
 		// The hello is whole or never will be: the handshake says which.
 		l.startHandshake(t)
 	}
+}
+
+// silent reports whether the client has sent nothing yet. Without a
+// handshake goroutine, the pipe is the loop's alone.
+func (t *tlsConn) silent() bool {
+	return !t.started && !t.waiting && len(t.p.in) == 0
 }
 
 // startHandshake starts t's handshake goroutine, or queues t until a
@@ -465,7 +523,7 @@ func (l *loop) runTLS() {
 			// The alert that says why, if crypto/tls wrote one, goes
 			// straight out: the batch sends nothing for a connection
 			// dropped before the turn ends.
-			l.sendLast(fd, out)
+			l.sendLast(c, fd, out)
 			l.tlsFail(c, fd, err)
 			continue
 		}
@@ -514,18 +572,10 @@ func (l *loop) established(c *conn, fd int, t *tlsConn) {
 			return
 		}
 	}
-	if t.eof {
-		// The FIN came with the handshake's end: what preceded it is
-		// handed on first, then the EOF.
-		c.state &^= stNoRead
-		if !l.decrypt(c, fd, t) {
-			return
-		}
-		c.state |= stEOF
-		l.finish(c, fd, true)
-		return
-	}
-	if !l.decrypt(c, fd, t) {
+	// With eof, the socket is not read again: decrypt hands on what came
+	// before the FIN, then takes the EOF from the pipe (now or after a
+	// pause), as from the socket.
+	if !l.decrypt(c, fd, t) || t.eof {
 		return
 	}
 	if l.drain != nil {
@@ -598,9 +648,10 @@ func (l *loop) writeRaw(c *conn, fd int, b []byte) bool {
 }
 
 // sendLast makes one attempt to send b, the last bytes of a connection
-// the caller then drops: a TLS alert.
-func (l *loop) sendLast(fd int, b []byte) {
-	if len(b) == 0 {
+// the caller then drops: a TLS alert. Not behind output still waiting:
+// the alert would cut into a record.
+func (l *loop) sendLast(c *conn, fd int, b []byte) {
+	if len(b) == 0 || c.output() != nil {
 		return
 	}
 	if n, err := send(fd, b); err == nil {
@@ -624,6 +675,9 @@ func (l *loop) tlsFail(c *conn, fd int, err error) {
 func (l *loop) endTLS(t *tlsConn) {
 	t.ended = true
 	t.p.Close()
+	t.p.mu.Lock()
+	t.p.in = nil // held until hsWait reaches it, otherwise
+	t.p.mu.Unlock()
 }
 
 // errHandshakeTimeout ends a handshake not done within HandshakeTimeout.

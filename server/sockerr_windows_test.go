@@ -9,3 +9,8 @@ const soError = 0x1007
 func soErrorOf(fd uintptr) (int, error) {
 	return syscall.GetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, soError)
 }
+
+// setRcvBuf sets a socket's receive buffer.
+func setRcvBuf(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}

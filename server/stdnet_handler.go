@@ -238,7 +238,7 @@ func (h *stdHandle) boundClose() {
 // applyWriteDeadlineLocked sets the deadline of the writer's Write to the
 // earliest of IdleTimeout's and the write timeout's, both measured from
 // wfrom, and a Close's bound. sc.mu is held.
-func (h *stdHandle) applyWriteDeadlineLocked() {
+func (h *stdHandle) applyWriteDeadlineLocked() time.Time {
 	at := h.closeBy
 	if d := h.e.cfg.IdleTimeout; d > 0 && (at.IsZero() || h.wfrom.Add(d).Before(at)) {
 		at = h.wfrom.Add(d)
@@ -250,6 +250,7 @@ func (h *stdHandle) applyWriteDeadlineLocked() {
 		h.sc.c.SetWriteDeadline(at)
 		h.wset = !at.IsZero()
 	}
+	return at
 }
 
 // writeExpired says why a Write met its deadline: the write timeout
@@ -575,7 +576,9 @@ func (h *stdHandle) send(b []byte) bool {
 
 // tlsWriteTimedOut is the TLS transport's onWriteTimeout: a Write that
 // met its deadline goes on, with the deadline send would set, unless its
-// wait is over (writeExpired); then tlsWhy says why.
+// wait is over (writeExpired); then tlsWhy says why. A deadline that is
+// none of the handle's (crypto/tls bounds its close_notify by 5 s of its
+// own) ends the Write: going on against it would fail at once, for ever.
 func (h *stdHandle) tlsWriteTimedOut(progress bool) bool {
 	why, ok := h.writeExpired(progress)
 	if ok {
@@ -587,8 +590,8 @@ func (h *stdHandle) tlsWriteTimedOut(progress bool) bool {
 	if progress {
 		h.wfrom = time.Now()
 	}
-	h.applyWriteDeadlineLocked()
-	return true
+	at := h.applyWriteDeadlineLocked()
+	return at.After(time.Now())
 }
 
 // finish sends the FIN of a graceful close (after TLS's close_notify),
