@@ -30,6 +30,15 @@ func (l *loop) readable(c *conn, fd int) {
 	}
 	for range readsPerEvent {
 		n := l.readSize(c)
+		if c.state&stHandshake != 0 {
+			if n = min(n, c.x.tls.room()); n == 0 {
+				// What came after the ClientHello waits in the socket
+				// until the handshake ends (established).
+				c.state |= stPaused
+				l.setInterest(c, fd)
+				return
+			}
+		}
 		if c.state&stDraining != 0 {
 			if l.drain[fd] == 0 {
 				l.endDrain(c, fd)
@@ -49,6 +58,9 @@ func (l *loop) readable(c *conn, fd int) {
 			return
 		case n == 0 && c.state&stHandshake != 0:
 			l.handshakeEOF(c, fd)
+			return
+		case n == 0 && c.tlsConn() != nil:
+			l.tlsEOF(c, fd)
 			return
 		case n == 0:
 			c.state |= stEOF

@@ -37,9 +37,11 @@ import (
 // DynamicRecordSizingDisabled, so a young connection's records are not cut
 // to one segment each).
 
-// maxHandshakeInput bounds what a client may send before its handshake
-// ends: a ClientHello with a post-quantum key share is about 1.8 KB, and
-// no flight of a client comes near this.
+// maxHandshakeInput bounds what the loop reads of a client before its
+// handshake ends: a ClientHello with a post-quantum key share is about
+// 1.8 KB, and no flight of a client comes near this. A client may send
+// its first messages right after its Finished, before the server's
+// handshake has seen it: past the bound they wait in the socket.
 const maxHandshakeInput = 64 << 10
 
 // maxRecordLen is the longest record a peer may send: 2^14 bytes of
@@ -283,6 +285,11 @@ func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
 		if !t.reading(c) {
 			return false
 		}
+		if c.state&stDraining != 0 {
+			// A shutdown drain answers all it read before its FIN, and
+			// sends each answer as it goes (queue): on with the rest.
+			return l.decrypt(c, fd, t)
+		}
 		l.resumes = append(l.resumes, token(c.gen.Load(), fd))
 		return true
 	case err == errWouldBlock:
@@ -355,11 +362,6 @@ func (l *loop) runResumes() {
 func (l *loop) handshakeInput(c *conn, fd int, t *tlsConn, in []byte) {
 	p := &t.p
 	p.mu.Lock()
-	if len(p.in)+len(in) > maxHandshakeInput {
-		p.mu.Unlock()
-		l.tlsFail(c, fd, errors.New("tls: handshake input past 64 KiB"))
-		return
-	}
 	p.in = append(p.in, in...)
 	p.cond.Signal()
 	var bad error
@@ -414,10 +416,32 @@ func (l *loop) handshakeEOF(c *conn, fd int) {
 	}
 }
 
+// room is how much more of the client's input the handshake may hold.
+func (t *tlsConn) room() int {
+	t.p.mu.Lock()
+	defer t.p.mu.Unlock()
+	return max(maxHandshakeInput-len(t.p.in), 0)
+}
+
 // silent reports whether the client has sent nothing yet. Without a
 // handshake goroutine, the pipe is the loop's alone.
 func (t *tlsConn) silent() bool {
 	return !t.started && !t.waiting && len(t.p.in) == 0
+}
+
+// tlsEOF takes the client's FIN on an established connection: the input
+// before it may still wait in crypto/tls or the pipe (decrypt hands on no
+// more at a time than answers leave room for), so the EOF is the pipe's,
+// handed on after it.
+func (l *loop) tlsEOF(c *conn, fd int) {
+	t := c.x.tls
+	t.eof = true
+	t.p.mu.Lock()
+	t.p.eof = true
+	t.p.mu.Unlock()
+	c.state |= stNoRead
+	l.setInterest(c, fd)
+	l.decrypt(c, fd, t)
 }
 
 // startHandshake starts t's handshake goroutine, or queues t until a
@@ -569,6 +593,14 @@ func (l *loop) established(c *conn, fd int, t *tlsConn) {
 		h.opened = true
 		l.e.cfg.Handler.OnOpen(&h.Conn)
 		if c.state&stOpen == 0 {
+			return
+		}
+	}
+	if c.state&stPaused != 0 {
+		// Paused for input held past maxHandshakeInput, or for the
+		// handshake's output: the input may go on, the output as it
+		// drains (resume).
+		if l.resume(c, fd); c.state&stOpen == 0 {
 			return
 		}
 	}
