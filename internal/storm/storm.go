@@ -24,6 +24,15 @@
 //   - Polite clients loop: connect, send "hi\n", read and check the answer,
 //     close. Their failures are the storm's verdict on the server.
 //
+// With Config.TLS the same storm runs inside TLS, against a server of the
+// protocol inside TLS: every connection that sends a message first
+// completes a handshake, a half-close is close_notify and then the FIN, a
+// Drain wants the server's close_notify and then its FIN, and the polite
+// clients shake hands too. Two more kinds then reset a connection in the
+// middle of its handshake (Hello, PartialHello), where a server that runs
+// handshakes off its loop hands a connection between goroutines. The
+// resets stay TCP's: the client's TLS session is dropped, never closed.
+//
 // The storm is bounded: at most Stormers+Polite connections are open at
 // once, every dial, read and write has a deadline (Config.Timeout), and Run
 // returns about Config.Duration after it starts, once the connections in
@@ -33,6 +42,8 @@ package storm
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -93,11 +104,28 @@ const (
 	// Silent connects and resets without sending: the reset may arrive
 	// before the server has accepted the connection, or just after.
 	Silent
+	// Hello sends a whole ClientHello and no more (TLS only): the reset
+	// finds the handshake waiting for a slot, being computed, or waiting
+	// for the client's second flight after the server's first. A Drain
+	// ends Now.
+	Hello
+	// PartialHello sends the start of a ClientHello, cut at a random byte,
+	// record header included (TLS only): the reset finds the server
+	// waiting for the rest of the hello. A Drain ends Now.
+	PartialHello
 
 	numKinds = iota
 )
 
-var kindNames = [numKinds]string{"close", "close-only", "pipelined", "partial", "half-close", "silent"}
+var kindNames = [numKinds]string{"close", "close-only", "pipelined", "partial", "half-close", "silent", "hello", "partial-hello"}
+
+// handshakeOnly reports whether the kind exists only inside TLS, resetting
+// a connection before its handshake ends.
+func (k Kind) handshakeOnly() bool { return k == Hello || k == PartialHello }
+
+// insideTLS reports whether a connection of this kind completes its
+// handshake before it sends, when the storm runs inside TLS.
+func (k Kind) insideTLS() bool { return k != Silent && !k.handshakeOnly() }
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -120,7 +148,8 @@ const (
 	// answers, "closing"), then resets: the reset reaches a connection
 	// whose server side has already closed and lingers. A Partial
 	// connection reads the answers it is owed and resets with its
-	// unfinished message still held; a Silent one ends Now.
+	// unfinished message still held; a Silent, Hello or PartialHello one
+	// ends Now.
 	Drain
 
 	numEnds = iota
@@ -151,7 +180,8 @@ type Config struct {
 	// MaxWait is the longest pause of the Wait end (default 200µs).
 	MaxWait time.Duration
 	// Kinds are the kinds of storm connection drawn from, each equally
-	// likely (nil: all of them). A kind listed twice is drawn twice as
+	// likely (nil: all of them; without TLS, all but Hello and
+	// PartialHello, which need it). A kind listed twice is drawn twice as
 	// often.
 	Kinds []Kind
 	// Ends are the ends drawn from, like Kinds (nil: all of them).
@@ -159,8 +189,15 @@ type Config struct {
 	// Seed seeds the storm clients' choices; zero is a seed like another.
 	Seed uint64
 	// Timeout bounds each dial, and all the reads and writes of each
-	// connection (default 5s).
+	// connection, its handshake included (default 5s).
 	Timeout time.Duration
+	// TLS, when set, runs the storm inside TLS with this client
+	// configuration: it must trust the server's certificate.
+	TLS *tls.Config
+
+	// hello is a ClientHello record made with TLS, sent by the Hello and
+	// PartialHello kinds.
+	hello []byte
 }
 
 // withDefaults validates c and fills in its zero fields.
@@ -188,7 +225,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Kinds == nil {
 		for k := range Kind(numKinds) {
-			c.Kinds = append(c.Kinds, k)
+			// Without TLS the defaults stay those of the plaintext storm,
+			// so that a seed draws the same connections as before.
+			if c.TLS != nil || !k.handshakeOnly() {
+				c.Kinds = append(c.Kinds, k)
+			}
 		}
 	}
 	if c.Ends == nil {
@@ -208,13 +249,57 @@ func (c Config) withDefaults() (Config, error) {
 		if k >= numKinds {
 			return c, fmt.Errorf("storm: unknown %v", k)
 		}
+		if k.handshakeOnly() && c.TLS == nil {
+			return c, fmt.Errorf("storm: %v needs TLS", k)
+		}
 	}
 	for _, e := range c.Ends {
 		if e >= numEnds {
 			return c, fmt.Errorf("storm: unknown %v", e)
 		}
 	}
+	if c.TLS != nil {
+		hello, err := clientHello(c.TLS)
+		if err != nil {
+			return c, fmt.Errorf("storm: making a ClientHello: %w", err)
+		}
+		c.hello = hello
+	}
 	return c, nil
+}
+
+// clientHello returns the first record a TLS client with cfg sends, its
+// ClientHello, taken from a handshake over an in-memory pipe. One hello
+// serves every connection: the server never gets far enough to tell a
+// replay, and the plans stay the same for a seed.
+func clientHello(cfg *tls.Config) ([]byte, error) {
+	client, server := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Fails once server is closed, after the hello was read.
+		tls.Client(client, cfg).Handshake()
+		client.Close()
+	}()
+	defer func() {
+		server.Close()
+		<-done
+	}()
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hdr [5]byte
+	if _, err := io.ReadFull(server, hdr[:]); err != nil {
+		return nil, err
+	}
+	const handshakeRecord = 22
+	if hdr[0] != handshakeRecord {
+		return nil, fmt.Errorf("first record of type %d, want a handshake (22)", hdr[0])
+	}
+	rec := make([]byte, len(hdr)+int(binary.BigEndian.Uint16(hdr[3:])))
+	copy(rec, hdr[:])
+	if _, err := io.ReadFull(server, rec[len(hdr):]); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // Result is what a storm did and saw.
@@ -382,6 +467,14 @@ func newPlan(rng *rand.Rand, cfg *Config) plan {
 		}
 	case Silent:
 		p.end, p.wait = Now, 0
+	case Hello:
+		in.Write(cfg.hello)
+	case PartialHello:
+		in.Write(cfg.hello[:1+rng.IntN(len(cfg.hello)-1)])
+	}
+	if p.kind.handshakeOnly() && p.end == Drain {
+		// Nothing is owed before a handshake: nothing to drain.
+		p.end = Now
 	}
 	b := in.Bytes()
 	if p.kind == Pipelined {
@@ -466,7 +559,7 @@ func (t *tally) stormConn(ctx context.Context, cfg *Config, p plan) {
 	t.storm++
 	t.kinds[p.kind]++
 	t.ends[p.end]++
-	if err := p.run(c, cfg.Timeout); err != nil {
+	if err := p.run(c, cfg); err != nil {
 		t.stormFailures++
 		t.stormErrors = appendSome(t.stormErrors, fmt.Errorf("storm %v/%v, %d messages: %w", p.kind, p.end, p.msgs, err))
 	} else if p.end == Drain && p.kind != Silent {
@@ -475,20 +568,38 @@ func (t *tally) stormConn(ctx context.Context, cfg *Config, p plan) {
 }
 
 // run sends p's input on c, ends it as p says, and resets it.
-func (p *plan) run(c *net.TCPConn, timeout time.Duration) error {
+func (p *plan) run(c *net.TCPConn, cfg *Config) error {
 	defer func() {
 		// SO_LINGER 0: close sends a reset, not a FIN, and drops
-		// whatever is unread or unsent.
+		// whatever is unread or unsent. Inside TLS too: the session is
+		// dropped without its close_notify.
 		c.SetLinger(0)
 		c.Close()
 	}()
-	c.SetDeadline(time.Now().Add(timeout))
+	c.SetDeadline(time.Now().Add(cfg.Timeout))
+	var conn net.Conn = c
+	var tc *tls.Conn
+	var fc *finConn
+	if cfg.TLS != nil && p.kind.insideTLS() {
+		fc = &finConn{TCPConn: c}
+		tc = tls.Client(fc, cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+		conn = tc
+	}
 	for _, w := range p.writes {
-		if _, err := c.Write(w); err != nil {
+		if _, err := conn.Write(w); err != nil {
 			return err
 		}
 	}
 	if p.kind == HalfClose {
+		if tc != nil {
+			// TLS's EOF is close_notify; the FIN follows it.
+			if err := tc.CloseWrite(); err != nil {
+				return err
+			}
+		}
 		if err := c.CloseWrite(); err != nil {
 			return err
 		}
@@ -503,24 +614,55 @@ func (p *plan) run(c *net.TCPConn, timeout time.Duration) error {
 			runtime.Gosched()
 		}
 	case Drain:
-		return p.drain(c)
+		return p.drain(conn, fc)
 	}
 	return nil
 }
 
-// drain reads what p.want says and checks it.
-func (p *plan) drain(c *net.TCPConn) error {
+// finConn is the TCP connection under a TLS session. It notes the
+// server's FIN: crypto/tls returns io.EOF for a close_notify, and also for
+// a FIN that comes at a record's boundary without one, and only the FIN
+// having been read tells the second.
+type finConn struct {
+	*net.TCPConn
+	fin bool
+}
+
+func (c *finConn) Read(b []byte) (int, error) {
+	n, err := c.TCPConn.Read(b)
+	if err == io.EOF {
+		c.fin = true
+	}
+	return n, err
+}
+
+// drain reads what p.want says from c and checks it. Inside TLS, c is the
+// session over raw, and the end wanted is the server's close_notify, then
+// its FIN; raw is nil outside TLS.
+func (p *plan) drain(c net.Conn, raw *finConn) error {
 	got := make([]byte, len(p.want), len(p.want)+64)
 	n, err := io.ReadFull(c, got)
 	got = got[:n]
 	if err == nil && p.eof {
-		// Nothing more, then the FIN.
+		// Nothing more, then the FIN (inside TLS: the close_notify, then
+		// the FIN).
 		var extra [64]byte
 		var k int
 		k, err = c.Read(extra[:])
 		got = append(got, extra[:k]...)
 		if k == 0 && err == io.EOF {
 			err = nil
+			switch {
+			case raw == nil:
+			case raw.fin:
+				err = errors.New("the FIN without close_notify")
+			default:
+				// The FIN, not a reset, and not one byte after the
+				// close_notify.
+				if k, rerr := raw.Read(extra[:]); k != 0 || rerr != io.EOF {
+					err = fmt.Errorf("after close_notify: %d more bytes and %v, want the FIN", k, rerr)
+				}
+			}
 		} else if err == nil {
 			err = errors.New("no FIN")
 		}
@@ -563,13 +705,18 @@ func (t *tally) politeConn(ctx context.Context, cfg *Config) {
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		var conn net.Conn = c
+		if cfg.TLS != nil {
+			// The handshake runs on the first write.
+			conn = tls.Client(c, cfg.TLS)
+		}
+		defer conn.Close()
 		c.SetDeadline(time.Now().Add(cfg.Timeout))
-		if _, err := io.WriteString(c, "hi\n"); err != nil {
+		if _, err := io.WriteString(conn, "hi\n"); err != nil {
 			return err
 		}
 		var b [len(answer)]byte
-		if n, err := io.ReadFull(c, b[:]); err != nil {
+		if n, err := io.ReadFull(conn, b[:]); err != nil {
 			return fmt.Errorf("read %q: %w", b[:n], err)
 		}
 		if string(b[:]) != answer {

@@ -3,20 +3,47 @@ package storm
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/tcpoll/poll/internal/testcert"
 )
 
-// TestPlan draws many connections: the same seed gives the same ones, every
-// kind and end is drawn, and what a Drain expects follows from the input.
-func TestPlan(t *testing.T) {
-	cfg, err := Config{Addr: "x:1"}.withDefaults()
+// clientTLS is a client configuration trusting the test certificate.
+func clientTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	pair, err := testcert.Get()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return pair.ClientConfig()
+}
+
+// TestPlan draws many connections: the same seed gives the same ones, every
+// kind of the defaults and every end is drawn, and what a Drain expects
+// follows from the input. Inside TLS, the handshake kinds send all or the
+// start of one ClientHello and never drain.
+func TestPlan(t *testing.T) {
+	t.Run("plaintext", func(t *testing.T) { testPlan(t, nil) })
+	t.Run("tls", func(t *testing.T) { testPlan(t, clientTLS(t)) })
+}
+
+func testPlan(t *testing.T, tlsConfig *tls.Config) {
+	cfg, err := Config{Addr: "x:1", TLS: tlsConfig}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := numKinds - 2; tlsConfig == nil && (len(cfg.Kinds) != want || slices.Contains(cfg.Kinds, Hello) || slices.Contains(cfg.Kinds, PartialHello)) {
+		t.Errorf("plaintext default kinds %v, want the %d without a handshake", cfg.Kinds, want)
+	}
+	if tlsConfig != nil && len(cfg.Kinds) != numKinds {
+		t.Errorf("TLS default kinds %v, want all %d", cfg.Kinds, numKinds)
 	}
 	a := rand.New(rand.NewPCG(7, 3))
 	b := rand.New(rand.NewPCG(7, 3))
@@ -34,6 +61,17 @@ func TestPlan(t *testing.T) {
 		if p.msgs > cfg.MaxMessages || p.wait > cfg.MaxWait {
 			t.Fatalf("plan %d: %d messages, wait %v; want at most %d, %v", i, p.msgs, p.wait, cfg.MaxMessages, cfg.MaxWait)
 		}
+		if p.kind.handshakeOnly() {
+			switch {
+			case len(in) == 0 || !bytes.HasPrefix(cfg.hello, in):
+				t.Fatalf("plan %d (%v): sends %d bytes that do not start the hello", i, p.kind, len(in))
+			case (p.kind == Hello) != (len(in) == len(cfg.hello)):
+				t.Fatalf("plan %d (%v): sends %d bytes of the %d-byte hello", i, p.kind, len(in), len(cfg.hello))
+			case p.end == Drain || p.want != nil:
+				t.Fatalf("plan %d (%v): ends %v wanting %q, want no drain", i, p.kind, p.end, p.want)
+			}
+			continue
+		}
 		if got, want := reference(in, p.kind == HalfClose), p.want; !bytes.Equal(got, want) {
 			t.Fatalf("plan %d (%v): input %q is answered %q, want %q", i, p.kind, in, got, want)
 		}
@@ -50,8 +88,8 @@ func TestPlan(t *testing.T) {
 		}
 	}
 	for k, n := range kinds {
-		if n < 300 {
-			t.Errorf("%v drawn %d times in 3000", Kind(k), n)
+		if in := slices.Contains(cfg.Kinds, Kind(k)); in && n < 300 || !in && n > 0 {
+			t.Errorf("%v drawn %d times in 3000 (a default: %v)", Kind(k), n, in)
 		}
 	}
 	for e, n := range ends {
@@ -84,16 +122,30 @@ func reference(in []byte, eof bool) []byte {
 
 // serveReference serves the protocol on ln, a goroutine a connection, the
 // simple way: answer each complete message, on "close" send "closing" and a
-// FIN and read until the client is gone.
-func serveReference(ln net.Listener) {
+// FIN and read until the client is gone. With tlsConfig, inside TLS: the
+// FIN follows close_notify, and a client's close_notify is its EOF.
+func serveReference(ln net.Listener, tlsConfig *tls.Config) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		go func() {
-			c := nc.(*net.TCPConn)
-			defer c.Close()
+			raw := nc.(*net.TCPConn)
+			defer raw.Close()
+			var c interface {
+				net.Conn
+				CloseWrite() error
+			} = raw
+			if tlsConfig != nil {
+				tc := tls.Server(raw, tlsConfig)
+				raw.SetDeadline(time.Now().Add(5 * time.Second))
+				if tc.Handshake() != nil {
+					return // the storm's handshake kinds
+				}
+				raw.SetDeadline(time.Time{})
+				c = tc
+			}
 			var pending []byte
 			buf := make([]byte, 4096)
 			for {
@@ -110,6 +162,7 @@ func serveReference(ln net.Listener) {
 				}
 				if closed || eof {
 					c.CloseWrite()
+					raw.CloseWrite() // after a TLS close_notify
 					io.Copy(io.Discard, c)
 					return
 				}
@@ -129,21 +182,45 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go serveReference(ln)
+	go serveReference(ln, nil)
+	testRun(t, Config{Addr: ln.Addr().String()})
+}
 
-	start := time.Now()
-	res, err := Run(context.Background(), Config{
-		Addr:     ln.Addr().String(),
-		Duration: 500 * time.Millisecond,
-		Stormers: 8,
-		Polite:   2,
-	})
+// TestRunTLS storms a reference server inside TLS: the same, the
+// handshake kinds too.
+func TestRunTLS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ln.Close()
+	pair, err := testcert.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go serveReference(ln, pair.ServerConfig())
+	// A second: handshakes under -race are slow, and every kind must be
+	// drawn.
+	testRun(t, Config{Addr: ln.Addr().String(), TLS: pair.ClientConfig(), Duration: time.Second})
+}
+
+func testRun(t *testing.T, cfg Config) {
+	cfg.Stormers, cfg.Polite = 8, 2
+	if cfg.Duration == 0 {
+		cfg.Duration = 500 * time.Millisecond
+	}
+	start := time.Now()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := cfg.Kinds
+	if cfg, err := cfg.withDefaults(); err == nil {
+		kinds = cfg.Kinds
+	}
 	t.Log(res)
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("Run took %v for a 500ms storm", took)
+	if took := time.Since(start); took > cfg.Duration+2500*time.Millisecond {
+		t.Errorf("Run took %v for a %v storm", took, cfg.Duration)
 	}
 	if res.StormFailures > 0 || res.PoliteFailures > 0 || res.StormDialErrors > 0 {
 		t.Errorf("failures: storm %v, polite %v", res.StormErrors, res.PoliteErrors)
@@ -151,7 +228,7 @@ func TestRun(t *testing.T) {
 	if res.Polite == 0 || res.PoliteAnswers != res.Polite {
 		t.Errorf("%d polite connections, %d answers", res.Polite, res.PoliteAnswers)
 	}
-	for k := range Kind(numKinds) {
+	for _, k := range kinds {
 		if res.Kinds[k] == 0 {
 			t.Errorf("no %v connection made", k)
 		}
@@ -209,6 +286,8 @@ func TestConfig(t *testing.T) {
 		{Addr: "x:1", Kinds: []Kind{}},
 		{Addr: "x:1", Kinds: []Kind{numKinds}},
 		{Addr: "x:1", Ends: []End{numEnds}},
+		{Addr: "x:1", Kinds: []Kind{Hello}},
+		{Addr: "x:1", Kinds: []Kind{Close, PartialHello}},
 	} {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("Run(%+v) = nil error", c)
