@@ -12,16 +12,24 @@
 // bind: tens of thousands of connections a second for seconds do not run
 // out of ephemeral ports.
 //
+// With -tls-ca every connection runs inside TLS: a full handshake each
+// time (no session is resumed), the message and its answer, close_notify
+// and close: handshakes per second and server CPU µs per handshake. -pid
+// may list several processes, whose CPU time is added up (HAProxy
+// terminating TLS in front of a plaintext server).
+//
 // It prints one JSON line (or text without -json) and exits non-zero if a
 // connection failed.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -40,6 +48,7 @@ import (
 // Result is what churn reports.
 type Result struct {
 	Clients          int     `json:"clients"`
+	TLS              bool    `json:"tls,omitempty"`
 	Conns            int64   `json:"conns"`
 	ConnsPerSec      float64 `json:"conns_per_sec"`
 	P50              float64 `json:"p50_us"`
@@ -55,13 +64,14 @@ type Result struct {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3137", "server `address`")
-	pid := flag.Int("pid", 0, "server `pid` (required): its CPU time is read from /proc")
+	pidList := flag.String("pid", "", "server `pid` (required): its CPU time is read from /proc; a comma list adds up several processes")
 	clients := flag.Int("c", 32, "concurrent clients")
 	window := flag.Duration("d", 3*time.Second, "measured `duration`")
 	warmup := flag.Duration("warmup", time.Second, "warm-up before the measured window")
 	sources := flag.Int("sources", 64, "source addresses 127.0.1.1 to 127.0.1.N")
 	timeout := flag.Duration("timeout", 5*time.Second, "longest wait for a connect or an answer")
 	asJSON := flag.Bool("json", false, "print one JSON line")
+	tlsCA := flag.String("tls-ca", "", "connect inside TLS, trusting the CA certificates in this PEM `file`: a full handshake per connection")
 	proxyFlag := flag.String("proxy", "", "send a PROXY protocol header first, `v1 or v2`, with the message (for tcpoll serve -proxy-protocol)")
 	flag.Parse()
 	proxy, err := load.ParseProxy(*proxyFlag)
@@ -69,11 +79,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "churn:", err)
 		os.Exit(2)
 	}
-	if *pid <= 0 || *clients <= 0 || *window <= 0 || *sources < 1 || *sources > 254 {
+	pids, err := proc.ParsePIDs(*pidList)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "churn: -pid:", err)
+		os.Exit(2)
+	}
+	var tlsCfg *tls.Config
+	if *tlsCA != "" {
+		if tlsCfg, err = client.TLSConfig(*tlsCA, *addr); err != nil {
+			fmt.Fprintln(os.Stderr, "churn: -tls-ca:", err)
+			os.Exit(2)
+		}
+	}
+	if *clients <= 0 || *window <= 0 || *sources < 1 || *sources > 254 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	res, err := run(*addr, *pid, *clients, *sources, *warmup, *window, *timeout, proxy)
+	res, err := run(*addr, pids, *clients, *sources, *warmup, *window, *timeout, proxy, tlsCfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "churn:", err)
 		os.Exit(1)
@@ -100,8 +122,8 @@ const (
 	done
 )
 
-func run(addr string, pid, clients, sources int, warmup, window, timeout time.Duration, proxy load.Proxy) (*Result, error) {
-	res := &Result{Clients: clients}
+func run(addr string, pids []int, clients, sources int, warmup, window, timeout time.Duration, proxy load.Proxy, tlsCfg *tls.Config) (*Result, error) {
+	res := &Result{Clients: clients, TLS: tlsCfg != nil}
 	var phase atomic.Int32
 	var errs atomic.Int64
 	var firstErr sync.Once
@@ -123,7 +145,7 @@ func run(addr string, pid, clients, sources int, warmup, window, timeout time.Du
 					return
 				}
 				t0 := time.Now()
-				if err := once(&d, addr, proxy, msg, buf, timeout); err != nil {
+				if err := once(&d, addr, proxy, tlsCfg, msg, buf, timeout); err != nil {
 					// Failures count whatever the phase: any of them
 					// means the server is wrong.
 					errs.Add(1)
@@ -139,7 +161,7 @@ func run(addr string, pid, clients, sources int, warmup, window, timeout time.Du
 		})
 	}
 	time.Sleep(warmup)
-	c0, err := proc.CPU(pid)
+	c0, err := proc.CPUSum(pids)
 	if err != nil {
 		phase.Store(done)
 		wg.Wait()
@@ -151,7 +173,7 @@ func run(addr string, pid, clients, sources int, warmup, window, timeout time.Du
 	time.Sleep(window)
 	phase.Store(done)
 	res.Seconds = math.Round(time.Since(start).Seconds()*1e3) / 1e3
-	c1, err := proc.CPU(pid)
+	c1, err := proc.CPUSum(pids)
 	self1 := selfCPU()
 	wg.Wait()
 	if err != nil {
@@ -174,8 +196,10 @@ func run(addr string, pid, clients, sources int, warmup, window, timeout time.Du
 }
 
 // once runs one connection's life: connect, one message (after a PROXY
-// header, in the same write, if proxy says so), its answer, close.
-func once(d *net.Dialer, addr string, proxy load.Proxy, msg, buf []byte, timeout time.Duration) error {
+// header, in the same write, if proxy says so), its answer, close. With
+// tlsCfg, the message follows a full handshake, and close_notify goes
+// before the close.
+func once(d *net.Dialer, addr string, proxy load.Proxy, tlsCfg *tls.Config, msg, buf []byte, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -188,10 +212,25 @@ func once(d *net.Dialer, addr string, proxy load.Proxy, msg, buf []byte, timeout
 		src, dst := c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort()
 		msg = load.AppendProxyHeader(msg[:0], proxy, src, dst)
 	}
-	if _, err := c.Write(append(msg, "m\n"...)); err != nil {
+	var rw io.ReadWriter = c
+	if tlsCfg != nil {
+		if proxy != load.ProxyNone {
+			if _, err := c.Write(msg); err != nil {
+				return err
+			}
+			msg = msg[:0]
+		}
+		tc := tls.Client(c, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		defer tc.Close() // before c.Close: close_notify first
+		rw = tc
+	}
+	if _, err := rw.Write(append(msg, "m\n"...)); err != nil {
 		return err
 	}
-	return client.ReadAnswer(c, buf)
+	return client.ReadAnswer(rw, buf)
 }
 
 // bindNoPort defers the choice of the source port to connect, where the

@@ -6,12 +6,17 @@
 // counts the CPU ticks the server burns while they sit idle (from
 // /proc/PID/stat; a server that sleeps in epoll_wait burns none).
 //
+// With -tls-ca each connection runs inside TLS: the message and its
+// answer follow a full handshake, so what is measured is what a TLS
+// connection holds once its handshake is done.
+//
 // It prints one JSON line (or text without -json) and exits non-zero if a
 // connection could not be opened or answered.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,6 +32,7 @@ import (
 // Result is what idleconns reports.
 type Result struct {
 	Conns         int     `json:"conns"`
+	TLS           bool    `json:"tls,omitempty"`
 	Opened        int     `json:"opened"`
 	Errors        int     `json:"errors"`
 	FirstError    string  `json:"first_error,omitempty"`
@@ -49,13 +55,22 @@ func main() {
 	workers := flag.Int("workers", 64, "connections opened at once")
 	warm := flag.Int("warm", 100, "connections opened and served before the baseline, so one-time costs (code paths run for the first time, buffers touched for the first time) are not charged to the measured ones")
 	timeout := flag.Duration("timeout", 10*time.Second, "longest wait for a connect or an answer")
+	tlsCA := flag.String("tls-ca", "", "connect inside TLS, trusting the CA certificates in this PEM `file`")
 	asJSON := flag.Bool("json", false, "print one JSON line")
 	flag.Parse()
 	if *pid <= 0 || *n <= 0 || *sources < 1 || *sources > 254 || *workers <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	res, err := run(*addr, *n, *warm, *sources, *pid, *hold, *settle, *workers, *timeout)
+	var tlsCfg *tls.Config
+	if *tlsCA != "" {
+		var err error
+		if tlsCfg, err = client.TLSConfig(*tlsCA, *addr); err != nil {
+			fmt.Fprintln(os.Stderr, "idleconns: -tls-ca:", err)
+			os.Exit(2)
+		}
+	}
+	res, err := run(*addr, *n, *warm, *sources, *pid, *hold, *settle, *workers, *timeout, tlsCfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "idleconns:", err)
 		os.Exit(1)
@@ -74,13 +89,13 @@ func main() {
 	}
 }
 
-func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, workers int, timeout time.Duration) (*Result, error) {
+func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, workers int, timeout time.Duration, tlsCfg *tls.Config) (*Result, error) {
 	if err := client.RaiseFileLimit(n, warm+64); err != nil {
 		return nil, err
 	}
-	res := &Result{Conns: n}
+	res := &Result{Conns: n, TLS: tlsCfg != nil}
 	for i := range warm {
-		c, err := open(addr, i%sources, timeout)
+		c, err := open(addr, i%sources, timeout, tlsCfg)
 		if err != nil {
 			return nil, fmt.Errorf("warm-up connection: %w", err)
 		}
@@ -94,7 +109,7 @@ func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, wor
 
 	start := time.Now()
 	conns, failed, first := client.OpenAll(n, workers, func(i int) (net.Conn, error) {
-		return open(addr, i%sources, timeout)
+		return open(addr, i%sources, timeout, tlsCfg)
 	})
 	res.OpenSeconds = time.Since(start).Seconds()
 	defer client.CloseAll(conns)
@@ -127,9 +142,9 @@ func run(addr string, n, warm, sources, pid int, hold, settle time.Duration, wor
 	return res, nil
 }
 
-// open connects from 127.0.0.<src+1>, sends one message and reads its
-// answer.
-func open(addr string, src int, timeout time.Duration) (net.Conn, error) {
+// open connects from 127.0.0.<src+1> (inside TLS with tlsCfg), sends one
+// message and reads its answer.
+func open(addr string, src int, timeout time.Duration, tlsCfg *tls.Config) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(src+1))}}
@@ -138,6 +153,14 @@ func open(addr string, src int, timeout time.Duration) (net.Conn, error) {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(timeout))
+	if tlsCfg != nil {
+		tc := tls.Client(c, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
 	if _, err = io.WriteString(c, "hello\n"); err == nil {
 		err = client.ReadAnswer(c, make([]byte, len(client.Answer)))
 	}

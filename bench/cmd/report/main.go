@@ -27,11 +27,11 @@ type Record struct {
 	Server string `json:"server"`
 	// Check is "ok" or "FAIL": the outcome of tcpoll check.
 	Check string `json:"check"`
-	// Kind is "check", "load", "idle", "churn", "nonreading", "storm" or
-	// "chat".
+	// Kind is "check", "load", "idle", "churn", "nonreading", "storm",
+	// "chat" or "tls".
 	Kind   string          `json:"kind"`
 	Round  int             `json:"round,omitempty"`  // load, idle, churn, chat: 1, 2, ...
-	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"; chat: the scenario
+	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"; chat: the scenario; tls: the measurement
 	Failed string          `json:"failed,omitempty"` // check: the summary line
 	Error  string          `json:"error,omitempty"`  // the measurement itself failed
 	Result json.RawMessage `json:"result,omitempty"`
@@ -182,6 +182,7 @@ type report struct {
 	stormErr   map[string]string
 
 	chat chatRecords // the chat cell's, of servers of its own
+	tls  tlsRecords  // the TLS cell's, of servers of its own
 }
 
 func build(recs []Record) *report {
@@ -201,10 +202,15 @@ func build(recs []Record) *report {
 		storm:      map[string]*StormResult{},
 		stormErr:   map[string]string{},
 		chat:       newChatRecords(),
+		tls:        newTLSRecords(),
 	}
 	for _, rec := range recs {
 		if rec.Kind == "chat" {
 			r.chat.add(rec)
+			continue
+		}
+		if rec.Kind == "tls" {
+			r.tls.add(rec)
 			continue
 		}
 		if !slices.Contains(r.servers, rec.Server) {
@@ -394,6 +400,8 @@ func (r *report) markdown(w io.Writer) {
 	r.stormTable(w)
 	r.chat.table(w)
 	r.chat.bars(w)
+	r.tls.table(w)
+	r.tls.bars(w)
 }
 
 // churnTable writes the churn cell's medians, if it ran.

@@ -5,9 +5,12 @@ package client
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -83,4 +86,24 @@ func CloseAll(conns []net.Conn) {
 			c.Close()
 		}
 	}
+}
+
+// TLSConfig returns the configuration of a client of the TLS server at
+// addr that trusts the CA certificates in the PEM file caFile and checks
+// the server's certificate for addr's host (an IP address or a name). Its
+// ClientSessionCache is nil, so every handshake is a full one.
+func TLSConfig(caFile, addr string) (*tls.Config, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{ServerName: host, RootCAs: pool}, nil
 }

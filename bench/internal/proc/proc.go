@@ -92,3 +92,31 @@ func Alive(pid int) bool {
 	state := b[i+2]
 	return state != 'Z' && state != 'X'
 }
+
+// ParsePIDs parses a comma-separated list of process ids, at least one.
+func ParsePIDs(s string) ([]int, error) {
+	var pids []int
+	for f := range strings.SplitSeq(s, ",") {
+		pid, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("process id %q: want a positive number", f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
+// CPUSum returns the user plus system CPU time of the processes pids,
+// added up: a server made of several processes (a TLS terminator in front
+// of a plaintext server).
+func CPUSum(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, err := CPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
