@@ -117,8 +117,9 @@ type loop struct {
 	inbox inbox
 	next  int
 
-	// released counts the bytes of output buffers left to the garbage
-	// collector since the loop last asked for memory to be returned.
+	// released counts the bytes of output buffers, and of TLS handshakes'
+	// garbage, left to the garbage collector since the loop last asked for
+	// memory to be returned.
 	released int
 
 	acceptOff   bool   // listeners unwatched after EMFILE and the like
