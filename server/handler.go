@@ -82,6 +82,10 @@ type Conn struct {
 	// queued tasks included; a write that would pass max fails.
 	pending atomic.Int64
 	max     int64
+	// recordCost is what each record of TLS adds to a write's bytes at
+	// most, on an engine that counts ciphertext (the poll engine's TLS
+	// connections); 0 otherwise. See charge.
+	recordCost int64
 	// closed: the connection has ended or is ending; set by the loop
 	// under its task queue's lock, so a write either joins the queue
 	// before the end (and is sent first) or fails.
@@ -159,7 +163,7 @@ func (c *Conn) Write(b []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	if err := c.reserve(len(b)); err != nil {
+	if err := c.reserve(c.charge(len(b))); err != nil {
 		return err
 	}
 	return c.eng.write(c, b)
@@ -175,11 +179,11 @@ func (c *Conn) AsyncWrite(b []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	if err := c.reserve(len(b)); err != nil {
+	if err := c.reserve(c.charge(len(b))); err != nil {
 		return err
 	}
 	if err := c.eng.post(c, task{kind: taskWrite, b: b}); err != nil {
-		c.pending.Add(-int64(len(b)))
+		c.pending.Add(-c.charge(len(b)))
 		return err
 	}
 	return nil
@@ -189,7 +193,7 @@ func (c *Conn) AsyncWrite(b []byte) error {
 // output would pass MaxPendingOutput, until ctx is done. A b longer than
 // MaxPendingOutput can never fit: it fails at once with ErrBackpressure.
 func (c *Conn) AsyncWriteContext(ctx context.Context, b []byte) error {
-	if int64(len(b)) > c.max {
+	if c.charge(len(b)) > c.max {
 		return fmt.Errorf("%w: %d bytes at once, over the bound of %d", ErrBackpressure, len(b), c.max)
 	}
 	for {
@@ -236,11 +240,23 @@ func (c *Conn) signalRoom() {
 	c.roomMu.Unlock()
 }
 
+// charge is what a write of n bytes counts in the pending output before
+// it is sent: n, and over TLS the most its records can add, one per 16
+// KiB, as the loop may seal it alone. The loop settles the difference
+// once it knows the ciphertext's length, so that the bound holds for the
+// bytes the socket has yet to take however the writes are cut.
+func (c *Conn) charge(n int) int64 {
+	return int64(n) + c.recordCost*int64((n+maxPlainRecord-1)/maxPlainRecord)
+}
+
+// maxPlainRecord is the most plaintext a TLS record holds.
+const maxPlainRecord = 1 << 14
+
 // reserve counts n more bytes of pending output, unless that would pass
 // the bound.
-func (c *Conn) reserve(n int) error {
-	if c.pending.Add(int64(n)) > c.max {
-		c.pending.Add(-int64(n))
+func (c *Conn) reserve(n int64) error {
+	if c.pending.Add(n) > c.max {
+		c.pending.Add(-n)
 		return ErrBackpressure
 	}
 	return nil

@@ -99,7 +99,10 @@ type loop struct {
 	spareResumes  []uint64
 	plain, sealed []byte
 	alert         []byte
-	hsTicks       uint32
+	// owed is what the Handler's write being made charged beyond its
+	// bytes (Conn.charge), set by its caller for write to settle.
+	owed    int64
+	hsTicks uint32
 
 	// ring sends a turn's answers together (see sendRing); nil where
 	// io_uring is unavailable or Config.DirectSend is set. Until the turn

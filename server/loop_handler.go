@@ -37,6 +37,10 @@ type pollConn struct {
 	in       []byte
 	queuedIn bool
 	spare    []byte
+	// inOwed is what the writes gathered in in charged beyond their bytes
+	// (Conn.charge), for the loop to settle once they are sealed; under
+	// the task queue's lock.
+	inOwed int64
 	// taken: runTasks holds bytes of in it has not written yet (the
 	// loop's); a graceful close waits for them as for queuedIn.
 	taken bool
@@ -62,8 +66,9 @@ type taskQueue struct {
 }
 
 type pollTask struct {
-	pc *pollConn
-	t  task
+	pc   *pollConn
+	t    task
+	owed int64 // a taskWrite's inOwed
 }
 
 func (pc *pollConn) post(c *Conn, t task) error {
@@ -78,6 +83,7 @@ func (pc *pollConn) post(c *Conn, t task) error {
 	switch t.kind {
 	case taskWrite:
 		pc.in = append(pc.in, t.b...)
+		pc.inOwed += c.charge(len(t.b)) - int64(len(t.b))
 		if pc.queuedIn {
 			q.mu.Unlock()
 			return nil // the loop has yet to take in: these go with it
@@ -88,7 +94,7 @@ func (pc *pollConn) post(c *Conn, t task) error {
 		// Nothing written after a close is sent; say so at once.
 		c.closed.Store(true)
 	}
-	q.items = append(q.items, pollTask{pc, t})
+	q.items = append(q.items, pollTask{pc: pc, t: t})
 	wake := len(q.items) == 1
 	q.mu.Unlock()
 	if wake {
@@ -102,6 +108,7 @@ func (pc *pollConn) post(c *Conn, t task) error {
 func (pc *pollConn) write(c *Conn, b []byte) error {
 	l := pc.l
 	fd := int(pc.fd)
+	l.owed = c.charge(len(b)) - int64(len(b))
 	l.write(l.e.table.get(fd), fd, b)
 	return nil
 }
@@ -308,12 +315,13 @@ func (l *loop) runTasks() {
 	for i := range ts {
 		if pc := ts[i].pc; ts[i].t.kind == taskWrite {
 			ts[i].t.b, pc.in, pc.spare = pc.in, pc.spare[:0], nil
+			ts[i].owed, pc.inOwed = pc.inOwed, 0
 			pc.queuedIn, pc.taken = false, true
 		}
 	}
 	q.mu.Unlock()
 	for i := range ts {
-		pc, t := ts[i].pc, ts[i].t
+		pc, t, owed := ts[i].pc, ts[i].t, ts[i].owed
 		ts[i] = pollTask{} // the task's bytes and function go now
 		if pc.ended {
 			pc.taken = false
@@ -326,6 +334,7 @@ func (l *loop) runTasks() {
 			// A batch sent while these bytes queue may reach the
 			// connection's closeGracefully (sendBatch): taken tells it
 			// they are still to go, until write has them.
+			l.owed = owed
 			ok := l.write(c, fd, t.b)
 			pc.taken = false
 			if cap(t.b) <= maxSpare {

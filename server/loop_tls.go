@@ -53,6 +53,11 @@ const maxHandshakeInput = 64 << 10
 // TLS connection costs what it holds, not the garbage of its handshake.
 const handshakeGarbage = 60 << 10
 
+// tlsRecordCost bounds what a record adds to its plaintext: 22 bytes in
+// TLS 1.3 (header, content type, tag), 29 with TLS 1.2's AES-GCM, up to 57
+// with a CBC suite's IV, MAC and padding.
+const tlsRecordCost = 64
+
 // maxRecordLen is the longest record a peer may send: 2^14 bytes of
 // plaintext plus 2,048 of expansion (RFC 8446, 5.2; RFC 5246, 6.2.3).
 const maxRecordLen = 1<<14 + 2048
@@ -223,6 +228,11 @@ func (l *loop) startTLS(c *conn, fd int) {
 	t.p.cond.L = &t.p.mu
 	t.tc = tls.Server(&t.p, l.e.cfg.TLS)
 	l.ext(c).tls = t
+	if h := c.handle(); h != nil {
+		// Before OnOpen: every write the Handler makes is charged for
+		// its records.
+		h.recordCost = tlsRecordCost
+	}
 	l.active.remove(l.e, fd)
 	c.state |= stHandshake
 	c.since = l.e.ticks()

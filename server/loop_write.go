@@ -21,6 +21,8 @@ const maxArena = 256 << 10
 // connection, as one record (or as few as 16 KiB records allow). It
 // reports false if the connection was dropped.
 func (l *loop) write(c *conn, fd int, out []byte) bool {
+	owed := l.owed
+	l.owed = 0
 	if len(out) == 0 {
 		return true
 	}
@@ -36,8 +38,9 @@ func (l *loop) write(c *conn, fd int, out []byte) bool {
 			return false
 		}
 		if h := c.handle(); h != nil {
-			// Write counted the plaintext; sent uncounts ciphertext.
-			h.pending.Add(int64(len(sealed) - len(out)))
+			// The write charged its bytes and what its records could add
+			// (owed); sent uncounts the ciphertext.
+			h.pending.Add(int64(len(sealed)-len(out)) - owed)
 		}
 		out = sealed
 	}

@@ -250,3 +250,41 @@ func TestTLSQueuedAnswersBounded(t *testing.T) {
 		t.Fatalf("%d bytes of answers made for a client that reads nothing, MaxPendingOutput %d (bytes in %d, out %d, paused %d times)", got, limit, st.BytesIn.Load(), st.BytesOut.Load(), st.Backpressure.Load())
 	}
 }
+
+// tinyWriter writes one byte at a time in OnOpen until the bound stops it,
+// and reports the pending output then.
+type tinyWriter struct{ pending chan int }
+
+func (w tinyWriter) OnOpen(c *server.Conn) {
+	for i := 0; i < 1<<20; i++ {
+		if err := c.Write([]byte{'x'}); err != nil {
+			break
+		}
+	}
+	w.pending <- c.Pending()
+}
+func (tinyWriter) OnData(c *server.Conn, in []byte)  {}
+func (tinyWriter) OnClose(c *server.Conn, why error) {}
+
+// TestTLSTinyWritesBounded: each Write on the loop is sealed as a record
+// of its own, 23 bytes or more for one byte written. The pending output,
+// which counts ciphertext, stays within MaxPendingOutput: a write is
+// charged for what its record adds before it is accepted.
+func TestTLSTinyWritesBounded(t *testing.T) {
+	const limit = 1000
+	w := tinyWriter{pending: make(chan int, 1)}
+	s, ok := tlsServer(t, server.Config{Handler: w, MaxPendingOutput: limit})
+	if !ok {
+		return
+	}
+	c := mustDialTLS(t, s.Addr(), clientConfig(t, tls.VersionTLS13))
+	defer c.c.Close()
+	select {
+	case p := <-w.pending:
+		if p > limit {
+			t.Fatalf("pending output %d after one-byte writes, MaxPendingOutput %d", p, limit)
+		}
+	case <-time.After(ioTimeout):
+		t.Fatal("no OnOpen")
+	}
+}
