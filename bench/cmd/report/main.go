@@ -28,10 +28,10 @@ type Record struct {
 	// Check is "ok" or "FAIL": the outcome of tcpoll check.
 	Check string `json:"check"`
 	// Kind is "check", "load", "idle", "churn", "nonreading", "storm",
-	// "chat" or "tls".
+	// "chat", "tls" or "http".
 	Kind   string          `json:"kind"`
 	Round  int             `json:"round,omitempty"`  // load, idle, churn, chat: 1, 2, ...
-	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"; chat: the scenario; tls: the measurement
+	Load   string          `json:"load,omitempty"`   // "CONNSxDEPTH"; chat: the scenario; tls: the measurement; http: "check" or the load
 	Failed string          `json:"failed,omitempty"` // check: the summary line
 	Error  string          `json:"error,omitempty"`  // the measurement itself failed
 	Result json.RawMessage `json:"result,omitempty"`
@@ -183,6 +183,7 @@ type report struct {
 
 	chat chatRecords // the chat cell's, of servers of its own
 	tls  tlsRecords  // the TLS cell's, of servers of its own
+	http httpRecords // the HTTP cell's, of servers of its own
 }
 
 func build(recs []Record) *report {
@@ -203,6 +204,7 @@ func build(recs []Record) *report {
 		stormErr:   map[string]string{},
 		chat:       newChatRecords(),
 		tls:        newTLSRecords(),
+		http:       newHTTPRecords(),
 	}
 	for _, rec := range recs {
 		if rec.Kind == "chat" {
@@ -211,6 +213,10 @@ func build(recs []Record) *report {
 		}
 		if rec.Kind == "tls" {
 			r.tls.add(rec)
+			continue
+		}
+		if rec.Kind == "http" {
+			r.http.add(rec)
 			continue
 		}
 		if !slices.Contains(r.servers, rec.Server) {
@@ -402,6 +408,8 @@ func (r *report) markdown(w io.Writer) {
 	r.chat.bars(w)
 	r.tls.table(w)
 	r.tls.bars(w)
+	r.http.table(w)
+	r.http.bars(w)
 }
 
 // churnTable writes the churn cell's medians, if it ran.
