@@ -644,7 +644,7 @@ func TestTLSWriteTimeout(t *testing.T) {
 	c := mustDialTLS(t, s.Addr(), clientConfig(t, 0))
 	c.raw.SetReadBuffer(128 << 10) // fixed, so that each read opens the window
 	hc := receive(t, r.opened, "OnOpen")
-	f := keepFull(t, hc)
+	f := keepFullTaken(t, hc, s.Stats().BytesOut.Load)
 	buf := make([]byte, 256<<10)
 	var got int
 	for start := time.Now(); time.Since(start) < time.Second; {
