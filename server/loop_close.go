@@ -52,6 +52,13 @@ func (l *loop) closeGracefully(c *conn, fd int) {
 		// put the connection in the linger list twice.
 		return
 	}
+	if c.state&stBatched != 0 {
+		// Output made since the caller looked (flush resumed reading,
+		// and what it read was answered into the batch): sendBatch comes
+		// back once it is out. The FIN, or TLS's close_notify, now would
+		// overtake it.
+		return
+	}
 	h := c.handle()
 	if h != nil && l.writesQueued(h) {
 		// Writes queued before the close are still in the task queue:
