@@ -182,7 +182,8 @@ type Config struct {
 	// accept (or the end of its PROXY header) to the client's Finished: 0
 	// for the default (DefaultHandshakeTimeout, 5s), else 1ms to 1h. A
 	// client that sends nothing, stalls midway or sends garbage is closed
-	// and counted in Stats.TLSErrors.
+	// and counted in Stats.TLSErrors. A graceful shutdown gives a handshake
+	// in progress 100 ms more, as it gives a message on its way.
 	HandshakeTimeout time.Duration
 	// MaxHandshakes caps the TLS handshakes computing or waiting for the
 	// client's second flight at once: 0 for the default

@@ -37,10 +37,11 @@ func (l *loop) beginStop() {
 	}
 	l.releaseListeners()
 	l.drain = make(map[int]int)
-	// A connection still owing its PROXY header has sent no message yet;
-	// it may be on its way, with the header, from a connection just
-	// accepted. The header completes within drainWait (see readHeader) or
-	// the connection is closed.
+	// A connection still owing its PROXY header, or still in its TLS
+	// handshake, has sent no message yet; one may be on its way, from a
+	// connection just accepted. The header or the handshake completes
+	// within drainWait (see readHeader, established) or the connection is
+	// closed.
 	if l.headers.head >= 0 || l.handshakes.head >= 0 {
 		l.waitUntil(l.e.ticks() + uint32(drainWait/time.Millisecond))
 		l.awaitHeaders = true
