@@ -143,7 +143,15 @@ func (l *loop) takeInbox() {
 		switch {
 		case !l.openAccepted(int(fd)):
 		case l.drain != nil:
-			l.startDrain(l.e.table.get(int(fd)), int(fd))
+			c := l.e.table.get(int(fd))
+			if c.state&(stProxy|stHandshake) != 0 {
+				// Its PROXY header or TLS handshake gets drainWait, as
+				// those of beginStop do (see endWaits).
+				l.waitUntil(l.e.ticks() + uint32(drainWait/time.Millisecond))
+				l.awaitHeaders = true
+				continue
+			}
+			l.startDrain(c, int(fd))
 		default:
 			l.readEarly(int(fd))
 		}
