@@ -263,67 +263,69 @@ func (l *loop) tlsInput(c *conn, fd int, t *tlsConn, in []byte) bool {
 // together, so their answers go out as one record. It reports whether the
 // connection reads on.
 func (l *loop) decrypt(c *conn, fd int, t *tlsConn) bool {
-	if !t.reading(c) {
-		return c.state&stOpen != 0
-	}
-	if l.plain == nil {
-		l.plain = make([]byte, plainSize)
-	}
-	limit := min(l.readSize(c), len(l.plain))
-	n := 0
-	var err error
-	for err == nil && n < limit {
-		var m int
-		m, err = t.tc.Read(l.plain[n:limit])
-		n += m
-	}
-	fatal := err != nil && err != errWouldBlock && err != io.EOF
-	if b := t.p.sink; len(b) > 0 {
-		t.p.sink = nil
-		if fatal {
-			// The alert crypto/tls wrote about the bad record: the last
-			// word on a connection about to close.
-			l.sendLast(c, fd, b)
-		} else if !l.writeRaw(c, fd, b) {
-			// crypto/tls answered a message of the client's own (a TLS
-			// 1.3 KeyUpdate asking for ours): it goes before anything
-			// sealed with the new keys.
-			return false
-		}
-	}
-	if n > 0 {
-		// Whether it reads on is t.reading's to say: with eof, the EOF
-		// is still to be handed on.
-		l.deliver(c, fd, l.plain[:n])
-	}
-	if c.state&stOpen == 0 {
-		return false
-	}
-	switch {
-	case err == nil:
+	for {
 		if !t.reading(c) {
+			return c.state&stOpen != 0
+		}
+		if l.plain == nil {
+			l.plain = make([]byte, plainSize)
+		}
+		limit := min(l.readSize(c), len(l.plain))
+		n := 0
+		var err error
+		for err == nil && n < limit {
+			var m int
+			m, err = t.tc.Read(l.plain[n:limit])
+			n += m
+		}
+		fatal := err != nil && err != errWouldBlock && err != io.EOF
+		if b := t.p.sink; len(b) > 0 {
+			t.p.sink = nil
+			if fatal {
+				// The alert crypto/tls wrote about the bad record: the last
+				// word on a connection about to close.
+				l.sendLast(c, fd, b)
+			} else if !l.writeRaw(c, fd, b) {
+				// crypto/tls answered a message of the client's own (a TLS
+				// 1.3 KeyUpdate asking for ours): it goes before anything
+				// sealed with the new keys.
+				return false
+			}
+		}
+		if n > 0 {
+			// Whether it reads on is t.reading's to say: with eof, the EOF
+			// is still to be handed on.
+			l.deliver(c, fd, l.plain[:n])
+		}
+		if c.state&stOpen == 0 {
 			return false
 		}
-		if c.state&stDraining != 0 {
-			// A shutdown drain answers all it read before its FIN, and
-			// sends each answer as it goes (queue): on with the rest.
-			return l.decrypt(c, fd, t)
+		switch {
+		case err == nil:
+			if !t.reading(c) {
+				return false
+			}
+			if c.state&stDraining != 0 {
+				// A shutdown drain answers all it read before its FIN, and
+				// sends each answer as it goes (queue): on with the rest.
+				continue
+			}
+			l.resumes = append(l.resumes, token(c.gen.Load(), fd))
+			return true
+		case err == errWouldBlock:
+			return t.reading(c)
+		case err == io.EOF:
+			// The client's close_notify, or the FIN that came with the
+			// handshake's end: it sends nothing more.
+			if t.reading(c) {
+				c.state |= stEOF
+				l.finish(c, fd, true)
+			}
+			return false
+		default:
+			l.tlsFail(c, fd, err)
+			return false
 		}
-		l.resumes = append(l.resumes, token(c.gen.Load(), fd))
-		return true
-	case err == errWouldBlock:
-		return t.reading(c)
-	case err == io.EOF:
-		// The client's close_notify, or the FIN that came with the
-		// handshake's end: it sends nothing more.
-		if t.reading(c) {
-			c.state |= stEOF
-			l.finish(c, fd, true)
-		}
-		return false
-	default:
-		l.tlsFail(c, fd, err)
-		return false
 	}
 }
 
