@@ -133,9 +133,30 @@ const maxKeptOut = 64 << 10
 // connection is to close once they are sent: after an error, or a request
 // that does not keep the connection. Input after that request is
 // discarded, by this call and every later one.
+//
+// A pipelining client usually sends the same request over and over. A head
+// identical, byte for byte, to the one just parsed, read from the same
+// state (Parser.Fresh, with no body to skip after either), is the same
+// request, so it is not parsed again. Only a head that began and ended in
+// this read is remembered, as a slice of in, which lives until the call
+// returns.
 func (s *session) answer(out, in []byte, st *stamp) ([]byte, bool) {
+	var last []byte // the last head parsed, if it can be matched
+	var lastReq httpparse.Request
 	for len(in) > 0 && !s.done {
-		n, r, ok := s.p.Feed(in)
+		var n int
+		var r httpparse.Request
+		var ok bool
+		if len(last) > 0 && len(in) >= len(last) && bytes.Equal(in[:len(last)], last) {
+			n, r, ok = len(last), lastReq, true
+		} else {
+			fresh := s.p.Fresh()
+			n, r, ok = s.p.Feed(in)
+			last = nil
+			if ok && fresh && r.ContentLength == 0 {
+				last, lastReq = in[:n], r
+			}
+		}
 		in = in[n:]
 		if !ok {
 			break

@@ -61,11 +61,7 @@ func TestAnswerSplits(t *testing.T) {
 	if normalize(got) != pipelineAnswers || !end {
 		t.Fatalf("whole: got %q, end %v\nwant %q, end true", normalize(got), end, pipelineAnswers)
 	}
-	var bytes []string
-	for i := range len(pipeline) {
-		bytes = append(bytes, pipeline[i:i+1])
-	}
-	if got, end := answerAll(st, bytes...); normalize(got) != pipelineAnswers || !end {
+	if got, end := answerBytes(st, pipeline); normalize(got) != pipelineAnswers || !end {
 		t.Errorf("byte by byte: got %q, end %v", normalize(got), end)
 	}
 	for i := range len(pipeline) + 1 {
@@ -77,6 +73,65 @@ func TestAnswerSplits(t *testing.T) {
 	if got, _ := answerAll(st, pipeline+wrk, wrk); normalize(got) != pipelineAnswers {
 		t.Errorf("more after Connection: close: got %q", normalize(got))
 	}
+}
+
+// answerBytes answers stream fed a byte at a time, so that no head is
+// ever whole in one read and none is matched with the one before it.
+func answerBytes(st *stamp, stream string) (string, bool) {
+	var bytes []string
+	for i := range len(stream) {
+		bytes = append(bytes, stream[i:i+1])
+	}
+	return answerAll(st, bytes...)
+}
+
+// TestAnswerRepeats: a read of repeated requests is answered as the same
+// requests fed a byte at a time, where none can be matched with the one
+// before it: also where a head differs from the last in one byte, where a
+// body is the same bytes as its head, and where a read begins with the end
+// of a head that began in the last read.
+func TestAnswerRepeats(t *testing.T) {
+	st := newStamp(time.Now())
+	post := "POST /plaintext HTTP/1.1\r\nHost: a\r\nContent-Length: 57\r\n\r\n"
+	cases := []struct {
+		name    string
+		pieces  []string
+		answers int
+	}{
+		{"16 alike", []string{strings.Repeat(wrk, 16)}, 16},
+		{"one byte apart", []string{wrk + wrk + strings.Replace(wrk, "/plaintext", "/plaintexT", 1) + wrk}, 4},
+		{"empty lines between", []string{wrk + "\r\n" + wrk + wrk}, 3},
+		{"a body that is its head", []string{post + post + wrk}, 2},
+		{"a head's end, then an empty line", []string{"GET /plaintext HTTP/1.1\r\nHost: a\r\n", "\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n"}, 2},
+		{"then a close", []string{wrk + wrk + "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" + wrk}, 3},
+	}
+	for _, tc := range cases {
+		got, end := answerAll(st, tc.pieces...)
+		want, wantEnd := answerBytes(st, strings.Join(tc.pieces, ""))
+		if normalize(got) != normalize(want) || end != wantEnd {
+			t.Errorf("%s: got %q, end %v\nwant %q, end %v", tc.name, normalize(got), end, normalize(want), wantEnd)
+		}
+		if n := strings.Count(got, "HTTP/1.1 "); n != tc.answers {
+			t.Errorf("%s: %d answers, want %d", tc.name, n, tc.answers)
+		}
+	}
+}
+
+// FuzzAnswer: any stream, cut into two reads anywhere, is answered as it is
+// fed a byte at a time.
+func FuzzAnswer(f *testing.F) {
+	f.Add(strings.Repeat(wrk, 3), uint16(0))
+	f.Add(pipeline+pipeline, uint16(40))
+	f.Add("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 48\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 48\r\n\r\n", uint16(0))
+	st := newStamp(time.Now())
+	f.Fuzz(func(t *testing.T, stream string, cut uint16) {
+		i := int(cut) % (len(stream) + 1)
+		got, end := answerAll(st, stream[:i], stream[i:])
+		want, wantEnd := answerBytes(st, stream)
+		if got != want || end != wantEnd {
+			t.Fatalf("cut at %d: got %q, end %v\nwant %q, end %v", i, got, end, want, wantEnd)
+		}
+	})
 }
 
 // TestAnswerAllocs: answering 16 pipelined requests allocates nothing

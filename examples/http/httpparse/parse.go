@@ -402,6 +402,13 @@ func (p *Parser) scan(in []byte) (int, bool) {
 	return len(in), false
 }
 
+// Fresh reports whether the Parser is between requests, with no body to
+// skip and nothing of the next request read but empty lines: from any such
+// state, equal input up to the end of a head parses to the same Request.
+// (The empty lines count towards MaxHead, but a head that ends within it
+// after them ends within it without them.)
+func (p *Parser) Fresh() bool { return p.state == sStart }
+
 // fail makes the Parser dead at in[i], a byte the grammar refuses.
 func (p *Parser) fail(i int) (int, bool) {
 	p.state = sDead
