@@ -629,12 +629,15 @@ func (l *loop) established(c *conn, fd int, t *tlsConn) {
 	// With eof, the socket is not read again: decrypt hands on what came
 	// before the FIN, then takes the EOF from the pipe (now or after a
 	// pause), as from the socket.
-	if !l.decrypt(c, fd, t) || t.eof {
+	l.decrypt(c, fd, t)
+	if c.state&stOpen == 0 || t.eof {
 		return
 	}
 	if l.drain != nil {
 		// The handshake ended during a shutdown: answer what is left in
-		// the socket too.
+		// the socket too. Also when decrypt stopped reading, paused by its
+		// answers: startDrain marks the connection, so that it closes
+		// once it reads on, instead of serving on past the shutdown.
 		l.startDrain(c, fd)
 	}
 }
