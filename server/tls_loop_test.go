@@ -3,8 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"crypto/tls"
+	"io"
 	"net"
 	"runtime"
 	"strings"
