@@ -555,7 +555,11 @@ func (l *loop) runTLS() {
 			p.onLoop = true
 		}
 		p.mu.Unlock()
-		if done && !t.finished {
+		// The goroutine can queue t again after this turn took it and
+		// before it read done: the end is taken up once, the first time
+		// it is seen, or the connection would be made active twice.
+		justDone := done && !t.finished
+		if justDone {
 			t.finished = true
 			l.freeSlot()
 			l.released += handshakeGarbage
@@ -565,7 +569,7 @@ func (l *loop) runTLS() {
 		}
 		fd := int(t.fd)
 		c := l.e.table.get(fd)
-		if done && err != nil {
+		if justDone && err != nil {
 			// The alert that says why, if crypto/tls wrote one, goes
 			// straight out: the batch sends nothing for a connection
 			// dropped before the turn ends.
@@ -576,7 +580,7 @@ func (l *loop) runTLS() {
 		if len(out) > 0 && !l.writeRaw(c, fd, out) {
 			continue
 		}
-		if done {
+		if justDone {
 			l.established(c, fd, t)
 		}
 	}
