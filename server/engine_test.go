@@ -162,11 +162,21 @@ func (c *client) readEnd() (got string, err error) {
 	return readEnd(c.c, ioTimeout)
 }
 
+// readEnd reads c until EOF or an error; err is nil for a clean EOF.
+// timeout bounds the wait for each MiB, not the whole: a long stream read
+// on a slow machine is no failure, a stream that stops short of its end is.
 func readEnd(c net.Conn, timeout time.Duration) (string, error) {
-	c.SetReadDeadline(time.Now().Add(timeout))
 	var buf bytes.Buffer
-	_, err := buf.ReadFrom(c)
-	return buf.String(), err
+	for {
+		c.SetReadDeadline(time.Now().Add(timeout))
+		n, err := buf.ReadFrom(io.LimitReader(c, 1<<20))
+		if err != nil {
+			return buf.String(), err
+		}
+		if n < 1<<20 {
+			return buf.String(), nil // EOF
+		}
+	}
 }
 
 // expectEnd reads the rest of the stream and wants it to be want, ended by
@@ -201,10 +211,6 @@ func (b *logBuffer) String() string {
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // pendingError reads and clears the socket's pending error: a reset the

@@ -635,7 +635,9 @@ func TestTLSPendingOutput(t *testing.T) {
 // progress, which restarts the wait, and stays; once it stops reading it
 // is closed with ErrWriteTimeout, no sooner than the timeout.
 func TestTLSWriteTimeout(t *testing.T) {
-	const d = 200 * time.Millisecond
+	// A reader every 50ms keeps far inside d, also on a loaded machine,
+	// where the test's own sleeps can overrun by a few hundred ms.
+	const d = 500 * time.Millisecond
 	r := newRecorder(false)
 	s, ok := tlsServer(t, server.Config{Handler: timeoutHandler{recorder: r, write: d}})
 	if !ok {
@@ -648,7 +650,7 @@ func TestTLSWriteTimeout(t *testing.T) {
 	buf := make([]byte, 256<<10)
 	var got int
 	for start := time.Now(); time.Since(start) < time.Second; {
-		time.Sleep(d / 4)
+		time.Sleep(50 * time.Millisecond)
 		// crypto/tls reads a record per call: read what has come.
 		for n := 0; n < 128<<10; {
 			c.c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
