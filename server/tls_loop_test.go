@@ -50,6 +50,25 @@ func (h *holdConn) flush() error {
 	return err
 }
 
+// holdLastFlight connects to addr with TLS 1.3 and shakes hands, holding
+// back the client's second flight (its Finished) and what is written
+// after it until hc.flush.
+func holdLastFlight(t *testing.T, addr net.Addr) (raw net.Conn, hc *holdConn, c *tls.Conn) {
+	t.Helper()
+	raw, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc = &holdConn{Conn: raw}
+	cc := clientConfig(t, tls.VersionTLS13)
+	cc.VerifyConnection = func(tls.ConnectionState) error { hc.setHold(); return nil }
+	c = tls.Client(hc, cc)
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return raw, hc, c
+}
+
 // nestHandler pauses and resumes reading inside OnData, and records
 // whether that ran OnData again within it or changed its input.
 type nestHandler struct {
@@ -143,19 +162,8 @@ func TestTLSFinishedDataEOF(t *testing.T) {
 		return
 	}
 	for i := range 10 {
-		raw, err := net.Dial("tcp", s.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc := &holdConn{Conn: raw}
-		cc := clientConfig(t, tls.VersionTLS13)
-		// The client's second flight is held back: it goes with the
-		// message and the FIN.
-		cc.VerifyConnection = func(tls.ConnectionState) error { hc.setHold(); return nil }
-		c := tls.Client(hc, cc)
-		if err := c.Handshake(); err != nil {
-			t.Fatal(err)
-		}
+		// The client's second flight goes with the message and the FIN.
+		raw, hc, c := holdLastFlight(t, s.Addr())
 		c.Write([]byte("data\n"))
 		if err := hc.flush(); err != nil {
 			t.Fatal(err)
@@ -317,17 +325,7 @@ func TestTLSHandshakeEndsInShutdown(t *testing.T) {
 		if !ok {
 			return
 		}
-		raw, err := net.Dial("tcp", s.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc := &holdConn{Conn: raw}
-		cc := clientConfig(t, tls.VersionTLS13)
-		cc.VerifyConnection = func(tls.ConnectionState) error { hc.setHold(); return nil }
-		c := tls.Client(hc, cc)
-		if err := c.Handshake(); err != nil {
-			t.Fatal(err)
-		}
+		raw, hc, c := holdLastFlight(t, s.Addr())
 		c.Write([]byte("hello\n"))
 		shut := make(chan error, 1)
 		go func() {
