@@ -54,7 +54,8 @@ const (
 	stdDrainMax = time.Second
 	// Accept failures (EMFILE, ENFILE, ENOBUFS) back off exponentially
 	// between these bounds instead of spinning on a listener that stays
-	// readable.
+	// readable. A failure of the one connection taken (connAcceptErr) does
+	// not: it is off the queue, and waiting would hold up those behind it.
 	stdBackoffMin = 5 * time.Millisecond
 	stdBackoffMax = time.Second
 	// A graceful shutdown takes the connections queued on a listener
@@ -418,6 +419,11 @@ func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			if connAcceptErr(err) {
+				// The failed connection left the queue; the next may be
+				// whole, and the listener is fine.
+				continue
+			}
 			// Out of descriptors, most likely. The pending connection
 			// stays in the backlog and the listener stays readable, so an
 			// immediate retry would spin; wait, longer each time.
@@ -458,6 +464,9 @@ func (e *stdnetEngine) takeQueued(ln net.Listener) {
 		ln.(*net.TCPListener).SetDeadline(dl)
 		c, err := ln.Accept()
 		if err != nil {
+			if connAcceptErr(err) {
+				continue
+			}
 			// Empty (a timeout), closed by a kill, or failing (out of
 			// descriptors, say): what is left is reset by the close.
 			return

@@ -1,4 +1,4 @@
-//go:build !evio
+//go:build !evio && unix
 
 package server_test
 

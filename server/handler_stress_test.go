@@ -104,6 +104,7 @@ func loopStacks() string {
 // with ErrClosed; Shutdown returns nil, and every OnClose says
 // ErrServerClosed.
 func TestHandlerShutdownWhileWriting(t *testing.T) {
+	skipUnderWine(t, "each Write goes through the wineserver: the stdnet engine's one Write per message takes 13 s of the 20 s grace alone, and more beside other tests")
 	const (
 		conns   = 100
 		writers = 32

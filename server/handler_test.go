@@ -137,6 +137,7 @@ func TestHandlerEcho(t *testing.T) {
 // ErrBackpressure within the bound, and a graceful Close sends every
 // write that succeeded before the FIN.
 func TestHandlerAsyncWrite(t *testing.T) {
+	skipUnderWine(t, "beside the other tests, Wine's writes lag past the 200 ms the test takes for no room, and room comes after (both full runs; it passes alone)")
 	const max = 64 << 10
 	r := newRecorder(false)
 	s, ok := handlerServer(t, server.Config{MaxPendingOutput: max}, r)
@@ -224,6 +225,7 @@ func TestHandlerReasons(t *testing.T) {
 	mine := errors.New("mine")
 	aborted := dial(t, s.Addr())
 	ha := receive(t, r.opened, "OnOpen")
+	skipUnderWine(t, "Wine reports a reset that came before the read as EOF")
 	ha.Abort(mine)
 	// Abort resets: what the kernel still holds for the client goes too.
 	if got, err := readEnd(aborted.c, ioTimeout); !isReset(err) {
@@ -272,6 +274,7 @@ func TestHandlerReasons(t *testing.T) {
 // was written to its connection, whole and in order; writes after the end
 // fail with ErrClosed.
 func TestHandlerWritersAndResets(t *testing.T) {
+	skipUnderWine(t, "each Write goes through the wineserver: at one Write per 6-byte message, the clients get a fifth of their messages in the 10 s they read")
 	const conns, writers = 1000, 64
 	r := newRecorder(false)
 	s, ok := handlerServer(t, server.Config{}, r)
@@ -493,6 +496,7 @@ func TestHandlerCloseBounded(t *testing.T) {
 		t.Fatalf("a close whose output waited ended after %v, want about %v", d, server.CloseTimeout)
 	}
 	// The client, reading now, finds the reset after what it was sent.
+	skipUnderWine(t, "Wine reports a reset that came before the read as EOF")
 	if _, err := io.ReadAll(c.c); !isReset(err) {
 		t.Fatalf("client read then %v, want a reset", err)
 	}

@@ -2,7 +2,11 @@
 
 package server_test
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+	"testing"
+)
 
 // soErrorOf reads and clears the pending error of the socket fd (SO_ERROR,
 // socket(7)).
@@ -14,3 +18,12 @@ func soErrorOf(fd uintptr) (int, error) {
 func setRcvBuf(fd uintptr, n int) error {
 	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
 }
+
+// isReset reports whether err is the peer's reset, read (ECONNRESET) or
+// met by a write (EPIPE).
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// skipUnderWine skips the test under Wine (sockerr_windows_test.go).
+func skipUnderWine(*testing.T, string) {}

@@ -63,6 +63,7 @@ func TestHandlerStdnetNonReader(t *testing.T) {
 		t.Errorf("%d bytes taken for a client that does not read, MaxPendingOutput %d", sent, max)
 	}
 	t.Logf("%d bytes taken before backpressure, MaxPendingOutput %d", sent, max)
+	skipUnderWine(t, "Wine reports a reset that came before the read as EOF")
 	if err := hc.Abort(nil); err != nil {
 		t.Fatal(err)
 	}

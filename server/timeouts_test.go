@@ -307,6 +307,7 @@ func TestWriteTimeout(t *testing.T) {
 		if e := at.Sub(last); e < d || e > 3*time.Second {
 			t.Fatalf("closed %v after the output's last progress; want the write timeout %v, and within 3s", e, d)
 		}
+		skipUnderWine(t, "Wine reports a reset that came before the read as EOF")
 		if got, err := readEnd(c.c, ioTimeout); !isReset(err) {
 			t.Fatalf("client read %d bytes then %v; want a reset", len(got), err)
 		}

@@ -127,8 +127,13 @@ func reference(in []byte, eof bool) []byte {
 func serveReference(ln net.Listener, tlsConfig *tls.Config) {
 	for {
 		nc, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			// A connection reset before it was accepted: under Wine,
+			// AcceptEx fails with WSAENOTCONN. The next may be whole.
+			continue
 		}
 		go func() {
 			raw := nc.(*net.TCPConn)
