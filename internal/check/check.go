@@ -21,7 +21,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -317,7 +316,7 @@ func (s *session) eof(resetOK bool) error {
 			return s.finAfterCloseNotify(resetOK)
 		case err == io.EOF && s.tls == nil:
 			return nil
-		case resetOK && errors.Is(err, syscall.ECONNRESET):
+		case resetOK && isReset(err):
 			s.note = "ended by a reset, allowed: the client's bytes after close were unread"
 			return nil
 		}
@@ -362,7 +361,7 @@ func ending(err error) string {
 		return "more"
 	case err == io.EOF:
 		return "EOF"
-	case errors.Is(err, syscall.ECONNRESET):
+	case isReset(err):
 		return "reset"
 	case isTimeout(err):
 		return "timeout"

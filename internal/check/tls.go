@@ -3,11 +3,9 @@ package check
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 )
 
 // rawConn is the TCP connection under a case's TLS session. It notes the
@@ -56,7 +54,7 @@ func (s *session) finAfterCloseNotify(resetOK bool) error {
 				show(s.got), extra, show(s.want))
 		case err == io.EOF:
 			return nil
-		case resetOK && errors.Is(err, syscall.ECONNRESET):
+		case resetOK && isReset(err):
 			s.note = "ended by close_notify and a reset, allowed: the client's bytes after close were unread"
 			return nil
 		}
