@@ -30,7 +30,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -518,44 +517,14 @@ func TestTLSNonReadingClient(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	rss0 := p.rss(t)
 
-	var written atomic.Int64
-	wdone := make(chan error, 1)
-	go func() {
-		chunk := bytes.Repeat([]byte("\n"), 64<<10)
-		for left := total; left > 0; {
-			// tls.Conn takes a write whole or fails: count it then.
-			n, err := slow.Write(chunk[:min(left, len(chunk))])
-			written.Add(int64(n))
-			left -= n
-			if err != nil {
-				wdone <- err
-				return
-			}
-		}
-		// TLS's EOF, then TCP's.
+	// TLS's EOF, then TCP's.
+	nr := startNonReader(slow, total, func() error {
 		if err := slow.CloseWrite(); err != nil {
-			wdone <- err
-			return
+			return err
 		}
-		wdone <- raw.CloseWrite()
-	}()
-
-	// Not reading for 2s: the writer stalls once the socket buffers are
-	// full, and the server holds at most MaxPendingOutput for it.
-	var maxRSS int64
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
-		maxRSS = max(maxRSS, p.rss(t))
-		time.Sleep(20 * time.Millisecond)
-	}
-	stalled := written.Load()
-	t.Logf("not reading: %d bytes sent before the writer stalled; server RSS %d KiB at start, %d KiB at most",
-		stalled, rss0>>10, maxRSS>>10)
-	if stalled >= int64(total) {
-		t.Fatalf("all %d bytes sent to a TLS client that reads nothing: no backpressure", total)
-	}
-	if grew := maxRSS - rss0; grew > 8<<20 {
-		t.Errorf("server RSS grew by %d KiB for a TLS client that reads nothing, want < 8 MiB", grew>>10)
-	}
+		return raw.CloseWrite()
+	})
+	nr.stall(t, p, rss0)
 	// stdnet pauses inside a blocking Write, which counts nothing
 	// (server/engine_stdnet.go): the stall and the RSS show it there.
 	if v := p.vars(t); v.Tcpoll["backpressure"] == 0 && engine(t, p) != "stdnet" {
@@ -569,32 +538,9 @@ func TestTLSNonReadingClient(t *testing.T) {
 	pr = startTLSProber(t, p.addr, 10*time.Millisecond)
 
 	// Now read: every answer arrives, then close_notify and the FIN.
-	start := time.Now()
 	raw.SetReadDeadline(time.Now().Add(60 * time.Second))
-	buf := make([]byte, len(answers)-len(answer))
-	var got int64
-	var rerr error
-	for {
-		n, err := slow.Read(buf)
-		off := int(got % int64(len(answer)))
-		if !bytes.Equal(buf[:n], answers[off:off+n]) {
-			t.Fatalf("at byte %d: got %q, want answers", got, buf[:n])
-		}
-		got += int64(n)
-		if err != nil {
-			rerr = err
-			break
-		}
-	}
-	if err := tlsEnded(rerr, raw); err != nil {
+	if err := tlsEnded(nr.drain(t, slow), raw); err != nil {
 		t.Errorf("after every answer: %v", err)
-	}
-	if err := <-wdone; err != nil {
-		t.Errorf("sending: %v", err)
-	}
-	t.Logf("%d answers read in %v", got/int64(len(answer)), time.Since(start))
-	if want := int64(total) * int64(len(answer)); got != want {
-		t.Errorf("got %d bytes of answers (%d answers), want %d (%d)", got, got/int64(len(answer)), want, total)
 	}
 	pr.check(t, 500*time.Millisecond, time.Second)
 	p.alive(t)
