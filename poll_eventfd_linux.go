@@ -1,3 +1,5 @@
+//go:build !tcpoll_kqsim || tcpoll_poll
+
 package poll
 
 import (

@@ -1,4 +1,4 @@
-//go:build (darwin || dragonfly || freebsd || netbsd || openbsd) && !tcpoll_poll
+//go:build (darwin || dragonfly || freebsd || netbsd || openbsd || (linux && tcpoll_kqsim)) && !tcpoll_poll
 
 package poll
 
@@ -17,8 +17,8 @@ import (
 // so that it builds and is tested everywhere; an index out of range stops
 // the build here if a copy is wrong.
 var (
-	_ = [1]struct{}{}[kevEOF-unix.EV_EOF]
-	_ = [1]struct{}{}[kevError-unix.EV_ERROR]
+	_ = [1]struct{}{}[kevEOF-evEOF]
+	_ = [1]struct{}{}[kevError-evError]
 )
 
 // maxWaitMillis caps one kevent sleep at 1e6 seconds, as Go's runtime does:
@@ -32,7 +32,10 @@ const maxWaitMillis = 1e6 * 1000
 const noToken = wakeToken
 
 // backend is kqueue(2) with a wake-up from poll_kqueue_user.go (EVFILT_USER)
-// or poll_kqueue_pipe.go (a pipe).
+// or poll_kqueue_pipe.go (a pipe). The kevent type, constants and system
+// calls are poll_kqueue_sys.go's, x/sys/unix's; with -tags tcpoll_kqsim
+// on Linux they are the kqueue model of poll_kqsim_linux.go, so that this
+// code runs under the test suite there too.
 //
 // Each descriptor gets an EVFILT_READ and an EVFILT_WRITE knote, enabled or
 // disabled by the interest. Tokens are not stored in the knotes' udata: its
@@ -57,7 +60,7 @@ type backend struct {
 	slots []fdSlot
 	seq   uint64 // counts registration changes
 
-	raw []unix.Kevent_t
+	raw []kevent_t
 	ts  unix.Timespec // Wait's timeout, kept here so Wait does not allocate it
 }
 
@@ -85,7 +88,7 @@ func (b *backend) init() error {
 	// queue anyway; like the runtime's netpollinit, we set the flag
 	// regardless.
 	syscall.ForkLock.RLock()
-	kq, err := unix.Kqueue()
+	kq, err := kqueue()
 	if err == nil {
 		unix.CloseOnExec(kq)
 	}
@@ -94,7 +97,7 @@ func (b *backend) init() error {
 		return os.NewSyscallError("kqueue", err)
 	}
 	if err := b.waker.init(kq); err != nil {
-		unix.Close(kq)
+		closeKqueue(kq)
 		return err
 	}
 	b.kq = kq
@@ -104,9 +107,9 @@ func (b *backend) init() error {
 // applyChanges submits changes with no event list, so the first change that
 // fails stops the call and comes back as its errno rather than as an
 // EV_ERROR event (kqueue(2), RETURN VALUES).
-func applyChanges(kq int, changes []unix.Kevent_t) error {
+func applyChanges(kq int, changes []kevent_t) error {
 	for {
-		_, err := unix.Kevent(kq, changes, nil, nil)
+		_, err := kevent(kq, changes, nil, nil)
 		if err == unix.EINTR {
 			// Changes are applied before EINTR (NetBSD kqueue(2)); the
 			// runtime retries anyway, and so do we.
@@ -119,12 +122,12 @@ func applyChanges(kq int, changes []unix.Kevent_t) error {
 // knoteFlags is the change flags for one filter. EV_ADD on an existing knote
 // modifies it (kqueue(2)), so Add and Modify use the same flags.
 func knoteFlags(on, edge bool) int {
-	f := unix.EV_ADD | unix.EV_DISABLE
+	f := evAdd | evDisable
 	if on {
-		f = unix.EV_ADD | unix.EV_ENABLE
+		f = evAdd | evEnable
 	}
 	if edge {
-		f |= unix.EV_CLEAR
+		f |= evClear
 	}
 	return f
 }
@@ -133,12 +136,12 @@ func (b *backend) ctl(fd int, token uint64, in Interest, o op) error {
 	if fd < 0 {
 		return os.NewSyscallError("kevent", unix.EBADF)
 	}
-	var changes [4]unix.Kevent_t
+	var changes [4]kevent_t
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if o == opDelete {
-		unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
-		unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+		setKevent(&changes[0], fd, evfiltRead, evDelete)
+		setKevent(&changes[1], fd, evfiltWrite, evDelete)
 		err := applyChanges(b.kq, changes[:2])
 		b.set(fd, fdSlot{token: noToken})
 		return err
@@ -155,13 +158,13 @@ func (b *backend) ctl(fd int, token uint64, in Interest, o op) error {
 		// after the initial EV_ADD", kqueue_register in FreeBSD's
 		// kern_event.c; XNU's is alike), so a change of trigger replaces
 		// the knotes, in the same call.
-		unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
-		unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+		setKevent(&changes[0], fd, evfiltRead, evDelete)
+		setKevent(&changes[1], fd, evfiltWrite, evDelete)
 		n = 2
 	}
 	edge := in&EdgeTriggered != 0
-	unix.SetKevent(&changes[n], fd, unix.EVFILT_READ, knoteFlags(in&Readable != 0, edge))
-	unix.SetKevent(&changes[n+1], fd, unix.EVFILT_WRITE, knoteFlags(in&Writable != 0, edge))
+	setKevent(&changes[n], fd, evfiltRead, knoteFlags(in&Readable != 0, edge))
+	setKevent(&changes[n+1], fd, evfiltWrite, knoteFlags(in&Writable != 0, edge))
 	err := applyChanges(b.kq, changes[:n+2])
 	if err == nil {
 		b.set(fd, fdSlot{token: token, in: in})
@@ -171,8 +174,8 @@ func (b *backend) ctl(fd int, token uint64, in Interest, o op) error {
 		// The read knote may be in while the write one failed (a regular
 		// file has no EVFILT_WRITE on FreeBSD). Left alone it would report
 		// events no token maps, and Wait would spin.
-		unix.SetKevent(&changes[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
-		unix.SetKevent(&changes[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+		setKevent(&changes[0], fd, evfiltRead, evDelete)
+		setKevent(&changes[1], fd, evfiltWrite, evDelete)
 		applyChanges(b.kq, changes[:2])
 		return err
 	}
@@ -207,7 +210,7 @@ func (b *backend) set(fd int, s fdSlot) {
 
 func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
 	if cap(b.raw) < len(events) {
-		b.raw = make([]unix.Kevent_t, len(events))
+		b.raw = make([]kevent_t, len(events))
 	}
 	raw := b.raw[:len(events)]
 	var deadline time.Time
@@ -218,7 +221,7 @@ func (b *backend) wait(events []Event, timeout time.Duration) (int, error) {
 		b.mu.Lock()
 		since := b.seq
 		b.mu.Unlock()
-		n, err := unix.Kevent(b.kq, nil, raw, b.timespec(timeout))
+		n, err := kevent(b.kq, nil, raw, b.timespec(timeout))
 		if err == unix.ETIMEDOUT {
 			// Seen from macOS kevent; the runtime ignores it too
 			// (runtime/netpoll_kqueue.go, go.dev/issue/59679).
@@ -268,7 +271,7 @@ func (b *backend) timespec(timeout time.Duration) *unix.Timespec {
 // never pinned on a new token. Nothing is lost: a level-triggered knote
 // reports again at the next Wait, and an edge-triggered caller's read or
 // write to EAGAIN finds the end of file or the error itself.
-func (b *backend) translate(events []Event, raw []unix.Kevent_t, since uint64) int {
+func (b *backend) translate(events []Event, raw []kevent_t, since uint64) int {
 	woke := false
 	j := 0
 	b.mu.Lock()
@@ -308,11 +311,11 @@ func (b *backend) translate(events []Event, raw []unix.Kevent_t, since uint64) i
 // filterOf maps the system's filter number to a kevFilter. The field is
 // int16, or uint32 on NetBSD; compared with the system's own untyped
 // constants it needs no widening, as each fits the field's type.
-func filterOf(ev *unix.Kevent_t) kevFilter {
+func filterOf(ev *kevent_t) kevFilter {
 	switch ev.Filter {
-	case unix.EVFILT_READ:
+	case evfiltRead:
 		return kevRead
-	case unix.EVFILT_WRITE:
+	case evfiltWrite:
 		return kevWrite
 	}
 	return kevOther
@@ -333,5 +336,5 @@ func (b *backend) wake() error {
 
 func (b *backend) close() error {
 	werr := b.waker.close()
-	return errors.Join(werr, os.NewSyscallError("close", unix.Close(b.kq)))
+	return errors.Join(werr, os.NewSyscallError("close", closeKqueue(b.kq)))
 }

@@ -1,4 +1,4 @@
-//go:build (darwin || dragonfly || freebsd || netbsd || openbsd) && !tcpoll_poll
+//go:build (darwin || dragonfly || freebsd || netbsd || openbsd || (linux && tcpoll_kqsim)) && !tcpoll_poll
 
 package poll
 
@@ -24,9 +24,9 @@ func TestKqueueTokenOfRacingReregistration(t *testing.T) {
 	b.mu.Lock()
 	since := b.seq
 	b.mu.Unlock()
-	raw := make([]unix.Kevent_t, 8)
+	raw := make([]kevent_t, 8)
 	ts := unix.NsecToTimespec(int64(patience))
-	n, err := unix.Kevent(b.kq, nil, raw, &ts)
+	n, err := kevent(b.kq, nil, raw, &ts)
 	if err != nil || n == 0 {
 		t.Fatalf("kevent: got %d, %v; want the end of file", n, err)
 	}
@@ -38,6 +38,34 @@ func TestKqueueTokenOfRacingReregistration(t *testing.T) {
 	for _, ev := range events[:j] {
 		if ev.Token == 2 && ev.flags&^flagReadable != 0 {
 			t.Errorf("event queued under token 1, translated after token 2 replaced it: got token 2, %s; want at most readable", flagString(ev.flags))
+		}
+	}
+}
+
+// TestKqueueDeleteLeavesNoKnote checks that Delete takes both of a
+// descriptor's knotes out of the kernel. The token table hides a knote
+// left behind from Wait, which drops its events, but the knote still
+// costs every kevent, and a level-triggered one ends every Wait at once.
+func TestKqueueDeleteLeavesNoKnote(t *testing.T) {
+	p := newTestPoller(t)
+	a, b := testSocketpair(t)
+	if err := p.Add(a, 1, Readable|Writable); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	if _, err := unix.Write(b, []byte("x")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if err := p.Delete(a); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	raw := make([]kevent_t, 8)
+	n, err := kevent(p.b.kq, nil, raw, &unix.Timespec{})
+	if err != nil {
+		t.Fatalf("kevent: %v", err)
+	}
+	for _, ev := range raw[:n] {
+		if !p.b.waker.is(&ev) {
+			t.Errorf("kevent after Delete of the readable and writable %d: got filter %d of %d, want no knote left", a, ev.Filter, ev.Ident)
 		}
 	}
 }

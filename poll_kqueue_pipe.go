@@ -1,8 +1,6 @@
-//go:build (netbsd || openbsd) && !tcpoll_poll
+//go:build (netbsd || openbsd || (linux && tcpoll_kqsim && tcpoll_kqpipe)) && !tcpoll_poll
 
 package poll
-
-import "golang.org/x/sys/unix"
 
 // waker is the self-pipe of poll_pipe.go with its read end registered for
 // EVFILT_READ. OpenBSD has no EVFILT_USER, and NetBSD has it only since
@@ -16,8 +14,8 @@ func (wk *waker) init(kq int) error {
 	if err := wk.fd.open(); err != nil {
 		return err
 	}
-	var ev [1]unix.Kevent_t
-	unix.SetKevent(&ev[0], wk.fd.readFD(), unix.EVFILT_READ, unix.EV_ADD)
+	var ev [1]kevent_t
+	setKevent(&ev[0], wk.fd.readFD(), evfiltRead, evAdd)
 	if err := applyChanges(kq, ev[:]); err != nil {
 		wk.fd.close()
 		return err
@@ -25,8 +23,8 @@ func (wk *waker) init(kq int) error {
 	return nil
 }
 
-func (wk *waker) is(ev *unix.Kevent_t) bool {
-	return ev.Filter == unix.EVFILT_READ && int(ev.Ident) == wk.fd.readFD()
+func (wk *waker) is(ev *kevent_t) bool {
+	return ev.Filter == evfiltRead && int(ev.Ident) == wk.fd.readFD()
 }
 
 // drain empties the pipe; the filter is level-triggered and would report

@@ -1,15 +1,13 @@
-//go:build (darwin || dragonfly || freebsd) && !tcpoll_poll
+//go:build (darwin || dragonfly || freebsd || (linux && tcpoll_kqsim && !tcpoll_kqpipe)) && !tcpoll_poll
 
 package poll
-
-import "golang.org/x/sys/unix"
 
 // wakeIdent names our EVFILT_USER event. User events have their own
 // namespace in each kqueue, so 0 would work too. The runtime picked a number
 // nobody else uses, 0xee1eb9f4, so that it is recognised wherever it is
 // printed (runtime/netpoll_kqueue_event.go); ours is distinct from it for the
 // same reason, never equals a zeroed kevent's ident, and fits the int that
-// unix.SetKevent takes on 32-bit systems.
+// setKevent takes on 32-bit systems.
 const wakeIdent = 0x7c9011ed
 
 // waker is a user event (EVFILT_USER, FreeBSD and macOS kqueue(2)). It is
@@ -18,21 +16,21 @@ const wakeIdent = 0x7c9011ed
 type waker struct{}
 
 func (*waker) init(kq int) error {
-	var ev [1]unix.Kevent_t
-	unix.SetKevent(&ev[0], wakeIdent, unix.EVFILT_USER, unix.EV_ADD|unix.EV_CLEAR)
+	var ev [1]kevent_t
+	setKevent(&ev[0], wakeIdent, evfiltUser, evAdd|evClear)
 	return applyChanges(kq, ev[:])
 }
 
-func (*waker) is(ev *unix.Kevent_t) bool {
-	return ev.Filter == unix.EVFILT_USER && ev.Ident == wakeIdent
+func (*waker) is(ev *kevent_t) bool {
+	return ev.Filter == evfiltUser && ev.Ident == wakeIdent
 }
 
 func (*waker) drain() {}
 
 func (*waker) trigger(kq int) error {
-	var ev [1]unix.Kevent_t
-	unix.SetKevent(&ev[0], wakeIdent, unix.EVFILT_USER, 0)
-	ev[0].Fflags = unix.NOTE_TRIGGER
+	var ev [1]kevent_t
+	setKevent(&ev[0], wakeIdent, evfiltUser, 0)
+	ev[0].Fflags = noteTrigger
 	return applyChanges(kq, ev[:])
 }
 

@@ -1,4 +1,4 @@
-//go:build aix || solaris || netbsd || openbsd || (tcpoll_poll && (darwin || dragonfly || freebsd))
+//go:build aix || solaris || netbsd || openbsd || (tcpoll_poll && (darwin || dragonfly || freebsd)) || (linux && tcpoll_kqsim && tcpoll_kqpipe && !tcpoll_poll)
 
 package poll
 
@@ -13,7 +13,8 @@ import (
 // eventfd: a self-pipe. signal writes a byte, drain empties the pipe. kqueue
 // uses it where it has no EVFILT_USER (OpenBSD; NetBSD before 10.0), as the
 // runtime does (runtime/netpoll_kqueue_pipe.go), and so does poll(2) off
-// Linux.
+// Linux. The kqueue model on Linux (poll_kqsim_linux.go) takes it with
+// -tags tcpoll_kqsim,tcpoll_kqpipe, so that kqueue's pipe waker is tested.
 type wakefd struct{ r, w int }
 
 func (p *wakefd) open() error {

@@ -1,4 +1,4 @@
-//go:build solaris || netbsd || openbsd || (tcpoll_poll && (dragonfly || freebsd))
+//go:build solaris || netbsd || openbsd || (tcpoll_poll && (dragonfly || freebsd)) || (linux && tcpoll_kqsim && tcpoll_kqpipe && !tcpoll_poll)
 
 package poll
 

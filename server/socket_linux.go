@@ -10,11 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reusePortOpt gives every loop its own SO_REUSEPORT listener, and the
-// kernel spreads new connections across them (socket(7)), so loops never
-// contend for one accept queue.
-const reusePortOpt = unix.SO_REUSEPORT
-
 // optsInherited: Linux makes an accepted socket as a copy of its listener,
 // TCP_NODELAY and TCP_NOTSENT_LOWAT included (TestOptsInherited), which
 // spares two setsockopt calls per connection.

@@ -1,4 +1,4 @@
-//go:build !tcpoll_poll
+//go:build !tcpoll_poll && !tcpoll_kqsim
 
 package main
 
