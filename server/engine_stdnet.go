@@ -58,6 +58,11 @@ const (
 	// not: it is off the queue, and waiting would hold up those behind it.
 	stdBackoffMin = 5 * time.Millisecond
 	stdBackoffMax = time.Second
+	// maxDeadAccepts is how many accepts in a row may fail for their own
+	// connection (connAcceptErr) and be retried at once, enough for a
+	// reset storm's queue; then one back-off, so that a listener failing
+	// every accept so cannot spin.
+	maxDeadAccepts = 1024
 	// A graceful shutdown takes the connections queued on a listener
 	// before closing it (see takeQueued), at most stdAcceptQueued of them
 	// (the poll engine's acceptQueued) and for at most stdDrainMax. Each
@@ -397,6 +402,7 @@ func (e *stdnetEngine) exit(sc *stdConn) {
 func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 	defer e.exit(nil)
 	var backoff time.Duration
+	dead := 0 // accepts failed for their own connection since the last success
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -422,7 +428,10 @@ func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 			if connAcceptErr(err) {
 				// The failed connection left the queue; the next may be
 				// whole, and the listener is fine.
-				continue
+				if dead++; dead < maxDeadAccepts {
+					continue
+				}
+				dead = 0
 			}
 			// Out of descriptors, most likely. The pending connection
 			// stays in the backlog and the listener stays readable, so an
@@ -440,7 +449,7 @@ func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 			}
 			continue
 		}
-		backoff = 0
+		backoff, dead = 0, 0
 		e.admit(c)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -162,12 +163,19 @@ func (c *client) readEnd() (got string, err error) {
 	return readEnd(c.c, ioTimeout)
 }
 
+// maxReadEnd is far above what any test's server owes a client (24 MiB).
+const maxReadEnd = 256 << 20
+
 // readEnd reads c until EOF or an error; err is nil for a clean EOF.
 // timeout bounds the wait for each MiB, not the whole: a long stream read
-// on a slow machine is no failure, a stream that stops short of its end is.
+// on a slow machine is no failure, a stream that stops short of its end is,
+// and so is one that goes on past maxReadEnd.
 func readEnd(c net.Conn, timeout time.Duration) (string, error) {
 	var buf bytes.Buffer
 	for {
+		if buf.Len() > maxReadEnd {
+			return buf.String(), fmt.Errorf("no end after %d bytes", buf.Len())
+		}
 		c.SetReadDeadline(time.Now().Add(timeout))
 		n, err := buf.ReadFrom(io.LimitReader(c, 1<<20))
 		if err != nil {

@@ -120,7 +120,13 @@ func (l *loop) endWaits() {
 			// and drop must not count it out of awaiting again.
 			l.drain[int(fd)] = 0
 			l.awaiting--
-			l.endDrain(c, int(fd))
+			// A TLS connection can end without a read of its socket,
+			// which unmarks it: from input it held, decrypted once its
+			// output drained (tlsResume). Closing or lingering, it must
+			// not be read and ended again.
+			if c.state&stClosing == 0 {
+				l.endDrain(c, int(fd))
+			}
 		}
 	}
 }

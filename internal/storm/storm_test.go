@@ -132,7 +132,10 @@ func serveReference(ln net.Listener, tlsConfig *tls.Config) {
 		}
 		if err != nil {
 			// A connection reset before it was accepted: under Wine,
-			// AcceptEx fails with WSAENOTCONN. The next may be whole.
+			// AcceptEx fails with WSAENOTCONN. The next may be whole. A
+			// millisecond's pause keeps a failing listener (EMFILE) from
+			// spinning.
+			time.Sleep(time.Millisecond)
 			continue
 		}
 		go func() {

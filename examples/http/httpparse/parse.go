@@ -403,10 +403,11 @@ func (p *Parser) scan(in []byte) (int, bool) {
 }
 
 // Fresh reports whether the Parser is between requests, with no body to
-// skip and nothing of the next request read but empty lines: from any such
-// state, equal input up to the end of a head parses to the same Request.
-// (The empty lines count towards MaxHead, but a head that ends within it
-// after them ends within it without them.)
+// skip and nothing of the next request read but empty lines. Input that
+// Feed, from such a state, takes up to the end of a head with no body
+// parses to the same Request again from a Fresh state with no empty lines
+// read: those count towards MaxHead, and a head that ended within it after
+// them ends within it without them.
 func (p *Parser) Fresh() bool { return p.state == sStart }
 
 // fail makes the Parser dead at in[i], a byte the grammar refuses.
