@@ -207,6 +207,12 @@ func (l *loop) sendBatch() bool {
 			l.keep(c, fd, out[n:])
 		case c.state&stClosing != 0:
 			l.closeGracefully(c, fd)
+		case c.state&stPaused != 0 && c.output() == nil:
+			// Paused for output of which this batch was the last (a
+			// handled connection's queued writes): no write event will
+			// come to resume its reading, so runResumes does, next turn,
+			// once nothing refers to this batch.
+			l.resumes = append(l.resumes, token(c.gen.Load(), fd))
 		}
 	}
 	l.ents = l.ents[:0]
