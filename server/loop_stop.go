@@ -120,11 +120,11 @@ func (l *loop) endWaits() {
 			// and drop must not count it out of awaiting again.
 			l.drain[int(fd)] = 0
 			l.awaiting--
-			// A TLS connection can end without a read of its socket,
-			// which unmarks it: from input it held, decrypted once its
-			// output drained (tlsResume). Closing or lingering, it must
-			// not be read and ended again.
-			if c.state&stClosing == 0 {
+			// Only a read of the socket unmarks a connection, and a TLS
+			// one can stop reading without one: closing from input it
+			// held (tlsResume), or at the EOF behind it. It is not read,
+			// nor ended, again.
+			if c.state&stNoRead == 0 {
 				l.endDrain(c, int(fd))
 			}
 		}

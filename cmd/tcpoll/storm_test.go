@@ -185,6 +185,35 @@ func TestResetStorm(t *testing.T) {
 	}
 }
 
+// checkStormResult fails t unless every polite client (what names them)
+// was answered whole and every dial of the storm's succeeded; and, unless
+// drainFails, no storm connection failed before its reset.
+func checkStormResult(t *testing.T, res storm.Result, what string, drainFails bool) {
+	t.Helper()
+	if res.PoliteFailures > 0 || res.Polite == 0 || res.PoliteAnswers != res.Polite {
+		t.Errorf("%d of %d %s failed (%d answers checked); the first few:\n%v",
+			res.PoliteFailures, res.Polite, what, res.PoliteAnswers, errors.Join(res.PoliteErrors...))
+	}
+	if (res.StormFailures > 0 && !drainFails) || res.StormDialErrors > 0 {
+		t.Errorf("%d storm connections failed before their reset, %d dials failed; the first few:\n%v",
+			res.StormFailures, res.StormDialErrors, errors.Join(res.StormErrors...))
+	}
+}
+
+// checkIdle fails t if p uses 50 ms of CPU or more in the next second,
+// and returns what it used: called a second after a storm, the server
+// must be idle again.
+func checkIdle(t *testing.T, p *proc) time.Duration {
+	t.Helper()
+	c0 := p.cpu(t)
+	time.Sleep(time.Second)
+	cpu := p.cpu(t) - c0
+	if cpu >= 50*time.Millisecond {
+		t.Errorf("server used %v of CPU in the second that started 1 s after the storm, want < 50ms", cpu)
+	}
+	return cpu
+}
+
 func testStorm(t *testing.T, flags ...string) {
 	dur := time.Duration(size(4, 20)) * time.Second
 	const grace = 3 * time.Second
@@ -197,28 +226,15 @@ func testStorm(t *testing.T, flags ...string) {
 	}
 	end := time.Now()
 	t.Logf("storm: %v", res)
-	if res.PoliteFailures > 0 || res.Polite == 0 || res.PoliteAnswers != res.Polite {
-		t.Errorf("%d of %d polite clients failed (%d answers checked); the first few:\n%v",
-			res.PoliteFailures, res.Polite, res.PoliteAnswers, errors.Join(res.PoliteErrors...))
-	}
 	// The evio engine answers nothing at EOF and resets instead of
 	// lingering after "close" (server/engine_evio.go): its storm
 	// connections that drain fail by design.
-	evio := strings.Contains(os.Getenv("TCPOLL_TAGS"), "evio")
-	if (res.StormFailures > 0 && !evio) || res.StormDialErrors > 0 {
-		t.Errorf("%d storm connections failed before their reset, %d dials failed; the first few:\n%v",
-			res.StormFailures, res.StormDialErrors, errors.Join(res.StormErrors...))
-	}
+	checkStormResult(t, res, "polite clients", strings.Contains(os.Getenv("TCPOLL_TAGS"), "evio"))
 
 	// Idle again: the second that starts a second after the storm.
 	time.Sleep(time.Until(end.Add(time.Second)))
 	s.aliveAfter(t, "the storm")
-	c0 := s.cpu(t)
-	time.Sleep(time.Second)
-	cpu := s.cpu(t) - c0
-	if cpu >= 50*time.Millisecond {
-		t.Errorf("server used %v of CPU in the second that started 1 s after the storm, want < 50ms", cpu)
-	}
+	cpu := checkIdle(t, s.proc)
 
 	// Every descriptor back: by now a connection the server closed has
 	// had its client's reset, or its 2 s linger is over.

@@ -147,7 +147,7 @@ func (s *session) answer(out, in []byte, st *stamp) ([]byte, bool) {
 		var n int
 		var r httpparse.Request
 		var ok bool
-		if len(last) > 0 && len(in) >= len(last) && bytes.Equal(in[:len(last)], last) {
+		if len(last) > 0 && bytes.HasPrefix(in, last) {
 			n, r, ok = len(last), lastReq, true
 		} else {
 			fresh := s.p.Fresh()
