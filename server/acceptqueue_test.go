@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,5 +164,69 @@ func TestShutdownLeavesHandedOverQueue(t *testing.T) {
 		c.expect(server.Answer)
 		c.send("close\n")
 		c.expectEnd(server.Closing)
+	}
+}
+
+// TestShutdownRefusesReconnect: a graceful shutdown ends connections only
+// once the listener is closed, so a client that dials again as soon as
+// its connection ends is refused. Were the listener still open, the dial
+// would be queued on a listener about to close, and reset by its close:
+// a client that restarts its session on a server's EOF must be able to
+// tell a server gone from one that failed it.
+func TestShutdownRefusesReconnect(t *testing.T) {
+	s := startServer(t, server.Config{Loops: 1})
+	if s.Engine() == "evio" {
+		t.Skip("evio closes its connections and its listener in no order it promises (see engine_evio.go)")
+	}
+	const clients = 4
+	var cs []*client
+	for range clients {
+		c := dial(t, s.Addr())
+		c.send("m\n")
+		c.expect(server.Answer)
+		cs = append(cs, c)
+	}
+	// Dials all along, so that the listener always has a connection on
+	// its way: a shutdown that took its queue until none came for a while
+	// would keep it open until its bound.
+	dialing := make(chan struct{})
+	go func() {
+		defer close(dialing)
+		for end := time.Now().Add(ioTimeout); time.Now().Before(end); {
+			d, err := net.DialTimeout("tcp", s.Addr().String(), ioTimeout)
+			if err != nil {
+				return
+			}
+			d.Close()
+		}
+	}()
+	time.Sleep(10 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	waitFor(t, "Shutdown to reach the engine", func() bool { return server.StopRequested(s) })
+	// Input during the drain: each connection answers it and ends within
+	// a millisecond or two of quiet, not after a wait for input.
+	for _, c := range cs {
+		c.send("m\n")
+	}
+	for i, c := range cs {
+		if got, err := c.readEnd(); got != server.Answer || err != nil {
+			t.Fatalf("client %d: read %q then %v; want %q then EOF", i, got, err, server.Answer)
+		}
+		c.c.Close()
+		if d, err := net.DialTimeout("tcp", s.Addr().String(), ioTimeout); err == nil {
+			d.Close()
+			t.Fatalf("client %d: dial after the server's EOF connected; want it refused", i)
+		} else if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("client %d: dial after the server's EOF: %v; want it refused", i, err)
+		}
+	}
+	<-dialing
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }

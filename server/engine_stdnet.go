@@ -65,15 +65,8 @@ const (
 	maxDeadAccepts = 1024
 	// A graceful shutdown takes the connections queued on a listener
 	// before closing it (see takeQueued), at most stdAcceptQueued of them
-	// (the poll engine's acceptQueued) and for at most stdDrainMax. Each
-	// Accept has a deadline stdQueueWait ahead: Accept fails at once on a
-	// deadline already passed, while one still ahead lets it try
-	// accept(2) first, so a queued connection costs no wait and only the
-	// last Accept, finding the queue empty, waits it out. It leaves room
-	// on Windows, where an AcceptEx may complete through the completion
-	// port even for a connection already queued.
+	// (the poll engine's acceptQueued).
 	stdAcceptQueued = 1 << 14
-	stdQueueWait    = 5 * time.Millisecond
 	// stdReadMax bounds a connection's read buffer, as the poll engine's
 	// one per loop (readBufSize).
 	stdReadMax = 64 << 10
@@ -107,7 +100,12 @@ type stdnetEngine struct {
 	ips       *ipLimit // nil without Config.MaxConnsPerIP
 	logConns  bool
 
-	draining atomic.Bool // Shutdown began: drain each connection, then close
+	// draining: every listener is closed (or handed over) after a
+	// graceful stop began, and each connection drains, then closes. It
+	// waits for the listeners so that a client that reconnects when its
+	// connection ends is refused, not queued on a listener about to close,
+	// whose close would reset it.
+	draining atomic.Bool
 	killed   atomic.Bool // everything was closed at once
 	// held counts the accept loops that a deadline made wait for the
 	// stop (see acceptLoop), so that a test can know they take no more.
@@ -121,11 +119,13 @@ type stdnetEngine struct {
 	hsCtx    context.Context
 	hsCancel context.CancelFunc
 
-	mu       sync.Mutex
-	conns    map[*stdConn]struct{}
-	running  int  // accept loops and connection goroutines
-	served   bool // Serve was called
-	stopping bool // no accept loop starts; the running ones end
+	mu        sync.Mutex
+	conns     map[*stdConn]struct{}
+	running   int  // accept loops and connection goroutines
+	acceptors int  // accept loops
+	served    bool // Serve was called
+	stopping  bool // no accept loop starts; the running ones end
+	shutting  bool // Shutdown was called
 	// queueing: a graceful stop left the listeners to the accept loops,
 	// which take what is queued, then close them (see takeQueued).
 	queueing bool
@@ -134,7 +134,10 @@ type stdnetEngine struct {
 	handedOver atomic.Bool
 	readyc     chan struct{} // closed once the accept loops run
 	stop       chan struct{}
-	gone       chan struct{} // closed once stopping and running == 0
+	// listenersGone is closed once stopping and acceptors == 0: every
+	// listener is closed, or its queue handed over (StopAccepting).
+	listenersGone chan struct{}
+	gone          chan struct{} // closed once stopping and running == 0
 }
 
 // stdConn is one connection. mu orders the connection's own read deadlines
@@ -179,6 +182,8 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		stop:      make(chan struct{}),
 		gone:      make(chan struct{}),
 		readyc:    make(chan struct{}),
+
+		listenersGone: make(chan struct{}),
 	}
 	e.hsCtx, e.hsCancel = context.WithCancel(context.Background())
 	if cfg.TLS != nil {
@@ -284,6 +289,7 @@ func (e *stdnetEngine) serve(ctx context.Context) error {
 	if !e.stopping {
 		for _, ln := range e.lns {
 			e.running++
+			e.acceptors++
 			go e.acceptLoop(ln)
 		}
 		close(e.readyc)
@@ -294,7 +300,9 @@ func (e *stdnetEngine) serve(ctx context.Context) error {
 		return ErrServerClosed
 	case <-ctx.Done():
 	}
-	shut := e.draining.Load()
+	e.mu.Lock()
+	shut := e.shutting
+	e.mu.Unlock()
 	e.kill()
 	<-e.gone
 	if shut {
@@ -305,9 +313,21 @@ func (e *stdnetEngine) serve(ctx context.Context) error {
 
 func (e *stdnetEngine) shutdown(ctx context.Context) error {
 	e.mu.Lock()
-	if !e.draining.Load() {
-		e.draining.Store(true)
+	first := !e.shutting
+	if first {
+		e.shutting = true
 		e.stopLocked(true)
+	}
+	e.mu.Unlock()
+	if first {
+		// The accept loops take their queues and close their listeners
+		// (takeQueued); a kill closes them too.
+		select {
+		case <-e.listenersGone:
+		case <-ctx.Done():
+		}
+		e.mu.Lock()
+		e.draining.Store(true)
 		now := time.Now()
 		for sc := range e.conns {
 			// Wake a Read blocked in the kernel; the connection then sees
@@ -319,9 +339,9 @@ func (e *stdnetEngine) shutdown(ctx context.Context) error {
 			}
 			sc.mu.Unlock()
 		}
+		e.mu.Unlock()
 		time.AfterFunc(stdDrainMax, e.hsCancel)
 	}
-	e.mu.Unlock()
 	select {
 	case <-e.gone:
 		return nil
@@ -379,20 +399,31 @@ func (e *stdnetEngine) stopLocked(takeQueued bool) {
 }
 
 func (e *stdnetEngine) checkGoneLocked() {
-	if e.stopping && e.running == 0 {
+	if !e.stopping {
+		return
+	}
+	for _, ch := range []struct {
+		c    chan struct{}
+		left int
+	}{{e.listenersGone, e.acceptors}, {e.gone, e.running}} {
 		select {
-		case <-e.gone:
+		case <-ch.c:
 		default:
-			close(e.gone)
+			if ch.left == 0 {
+				close(ch.c)
+			}
 		}
 	}
 }
 
-// exit ends a goroutine, and a connection if sc is not nil.
+// exit ends a goroutine: a connection's if sc is not nil, else an accept
+// loop.
 func (e *stdnetEngine) exit(sc *stdConn) {
 	e.mu.Lock()
 	if sc != nil {
 		delete(e.conns, sc)
+	} else {
+		e.acceptors--
 	}
 	e.running--
 	e.checkGoneLocked()
@@ -461,27 +492,10 @@ func (e *stdnetEngine) acceptLoop(ln net.Listener) {
 // is closed already.
 func (e *stdnetEngine) takeQueued(ln net.Listener) {
 	if e.handedOver.Load() || e.killed.Load() {
+		ln.Close()
 		return
 	}
-	defer ln.Close()
-	until := time.Now().Add(stdDrainMax)
-	for range stdAcceptQueued {
-		dl := time.Now().Add(stdQueueWait)
-		if dl.After(until) {
-			dl = until
-		}
-		ln.(*net.TCPListener).SetDeadline(dl)
-		c, err := ln.Accept()
-		if err != nil {
-			if connAcceptErr(err) {
-				continue
-			}
-			// Empty (a timeout), closed by a kill, or failing (out of
-			// descriptors, say): what is left is reset by the close.
-			return
-		}
-		e.admit(c)
-	}
+	acceptQueued(ln.(*net.TCPListener), stdAcceptQueued, e.admit)
 }
 
 // admit starts serving c, or closes it at once past MaxConns.
@@ -581,18 +595,27 @@ func (e *stdnetEngine) start(sc *stdConn, p Protocol, in []byte) (n int, why str
 	limit := e.ips != nil
 	if e.cfg.ProxyProtocol {
 		var h ProxyHeader
+		// During a shutdown the header is input on its way, waited for
+		// stdDrainWait (the poll engine's beginStop). The shutdown's wake
+		// (a deadline now, under sc.mu) comes before this deadline or
+		// interrupts the read below.
+		sc.mu.Lock()
+		draining := e.draining.Load()
 		wait := ProxyHeaderTimeout
-		if e.draining.Load() {
-			// Taken from the queue by a shutdown (takeQueued): the header
-			// is input on its way, waited for as long as any (the poll
-			// engine's beginStop).
+		if draining {
 			wait = stdDrainWait
 		}
 		c.SetReadDeadline(time.Now().Add(wait))
+		sc.mu.Unlock()
 		for {
 			m, err := c.Read(in)
 			used, done, herr := h.Feed(in[:m])
 			e.st.BytesIn.Add(int64(used))
+			if herr == nil && !done && !draining && errors.Is(err, os.ErrDeadlineExceeded) && e.draining.Load() {
+				draining = true
+				c.SetReadDeadline(time.Now().Add(stdDrainWait))
+				continue
+			}
 			switch {
 			case herr == nil && !done && err != nil:
 				herr = ErrProxyTruncated
