@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -221,7 +220,7 @@ func TestShutdownRefusesReconnect(t *testing.T) {
 		if d, err := net.DialTimeout("tcp", s.Addr().String(), ioTimeout); err == nil {
 			d.Close()
 			t.Fatalf("client %d: dial after the server's EOF connected; want it refused", i)
-		} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		} else if !isRefused(err) {
 			t.Fatalf("client %d: dial after the server's EOF: %v; want it refused", i, err)
 		}
 	}

@@ -25,5 +25,8 @@ func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// isRefused reports whether err is a dial's refusal: nothing listens.
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
 // skipUnderWine skips the test under Wine (sockerr_windows_test.go).
 func skipUnderWine(*testing.T, string) {}

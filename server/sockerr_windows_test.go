@@ -27,6 +27,9 @@ func isReset(err error) bool {
 	return errors.Is(err, windows.WSAECONNRESET) || errors.Is(err, windows.WSAECONNABORTED)
 }
 
+// isRefused reports whether err is a dial's refusal: nothing listens.
+func isRefused(err error) bool { return errors.Is(err, windows.WSAECONNREFUSED) }
+
 // underWine: only Wine's ntdll exports wine_get_version.
 var underWine = windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
 

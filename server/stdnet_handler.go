@@ -126,7 +126,7 @@ func (h *stdHandle) post(c *Conn, t task) error {
 	}
 	switch t.kind {
 	case taskWrite:
-		h.out = append(h.out, append([]byte(nil), t.b...))
+		h.queueLocked(t.b)
 		h.qmu.Unlock()
 		h.wakeWriter()
 	case taskRun:
@@ -154,11 +154,31 @@ func (h *stdHandle) write(c *Conn, b []byte) error {
 		c.pending.Add(-int64(len(b)))
 		return ErrClosed
 	}
-	// b may be OnData's input, whose buffer the next read reuses.
-	h.out = append(h.out, append([]byte(nil), b...))
+	h.queueLocked(b)
 	h.qmu.Unlock()
 	h.wakeWriter()
 	return nil
+}
+
+// queueLocked queues a copy of b for the writer (b may be OnData's input,
+// whose buffer the next read reuses), added to the last buffer queued
+// while that stays within a record's plaintext: the writer makes a Write
+// (a system call, with TLS a record) per buffer, not per write, as the
+// poll engine sends a turn's writes at once. h.qmu is held.
+func (h *stdHandle) queueLocked(b []byte) {
+	if n := len(h.out); n > 0 && len(h.out[n-1])+len(b) <= stdRecordPlain {
+		last := h.out[n-1]
+		if need := len(last) + len(b); need > cap(last) {
+			// Grown within a record, so that what MaxPendingOutput
+			// counts is most of what the queue holds.
+			grown := make([]byte, len(last), min(max(2*cap(last), need), stdRecordPlain))
+			copy(grown, last)
+			last = grown
+		}
+		h.out[n-1] = append(last, b...)
+		return
+	}
+	h.out = append(h.out, append([]byte(nil), b...))
 }
 
 func (h *stdHandle) setReading(c *Conn, on bool) {
