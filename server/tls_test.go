@@ -556,8 +556,17 @@ func TestTLSNonReader(t *testing.T) {
 	const n = 1 << 20
 	shaken := s.Stats().BytesIn.Load()
 	go func() {
-		hog.c.SetWriteDeadline(time.Now().Add(4 * ioTimeout))
-		hog.c.Write(bytes.Repeat([]byte("\n"), n)) // fails at the test's end if stuck
+		// Each 64 KiB within ioTimeout: the rest goes in as the client
+		// reads. A stuck write fails at the test's end.
+		b := bytes.Repeat([]byte("\n"), n)
+		for len(b) > 0 {
+			hog.c.SetWriteDeadline(time.Now().Add(ioTimeout))
+			m, err := hog.c.Write(b[:min(len(b), 64<<10)])
+			if err != nil {
+				return
+			}
+			b = b[m:]
+		}
 	}()
 	waitFor(t, "the server to read", func() bool { return s.Stats().BytesIn.Load() > shaken+1024 })
 	in := waitStalled(t, s)
@@ -575,10 +584,15 @@ func TestTLSNonReader(t *testing.T) {
 			t.Errorf("answer took %v while another client is paused", d)
 		}
 	}
-	hog.c.SetReadDeadline(time.Now().Add(6 * ioTimeout))
 	got := make([]byte, n*len(server.Answer))
-	if m, err := io.ReadFull(hog.c, got); err != nil {
-		t.Fatalf("read %d bytes of answers then %v; want %d", m, err, len(got))
+	for off := 0; off < len(got); {
+		// ioTimeout for each MiB, as readEnd.
+		hog.c.SetReadDeadline(time.Now().Add(ioTimeout))
+		m, err := io.ReadFull(hog.c, got[off:min(len(got), off+1<<20)])
+		off += m
+		if err != nil {
+			t.Fatalf("read %d bytes of answers then %v; want %d", off, err, len(got))
+		}
 	}
 	if string(got) != acks(n, false) {
 		t.Fatal("answers corrupted")
