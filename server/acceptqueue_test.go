@@ -229,3 +229,72 @@ func TestShutdownRefusesReconnect(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestShutdownTakesResetQueue: connections reset while they wait in the
+// accept queue (a health check closing with SO_LINGER 0, say) are taken
+// by a shutdown like the others, as Linux's accept(2) hands them out with
+// no peer left, and closed; the server serves the rest and ends cleanly.
+func TestShutdownTakesResetQueue(t *testing.T) {
+	const queued = 4
+	s, blocker, unblock := startBlocked(t, server.Config{})
+	for range queued {
+		c := dial(t, s.Addr())
+		c.c.SetLinger(0)
+		c.c.Close()
+	}
+	live := dial(t, s.Addr())
+	live.send("m\n")
+	done := shutdownUnblocked(t, s, unblock)
+	blocker.expectEnd(server.Answer)
+	live.expectEnd(server.Answer)
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// pausedOnOpen is a Handler that greets a client, then reads nothing.
+type pausedOnOpen struct{}
+
+func (pausedOnOpen) OnOpen(c *server.Conn) {
+	c.Write([]byte("hi\n"))
+	c.PauseReading()
+}
+func (pausedOnOpen) OnData(*server.Conn, []byte) {}
+func (pausedOnOpen) OnClose(*server.Conn, error) {}
+
+// TestShutdownRefusesReconnectPaused: as TestShutdownRefusesReconnect,
+// for a Handler's connection whose reading is paused, which a shutdown
+// ends from another path, while a long accept queue is taken first.
+func TestShutdownRefusesReconnectPaused(t *testing.T) {
+	s, ok := handlerServer(t, server.Config{Loops: 1}, pausedOnOpen{})
+	if !ok {
+		return
+	}
+	c := dial(t, s.Addr())
+	c.expect("hi\n")
+	// stdnet: the accept loops leave what comes next queued; the poll
+	// engine's loop accepts it, which is no matter there, as the loop
+	// closes its listener before it ends any connection.
+	server.HoldAccepts(s)
+	for range 3000 {
+		dial(t, s.Addr())
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	if got, err := c.readEnd(); got != "" || err != nil {
+		t.Fatalf("read %q then %v; want EOF", got, err)
+	}
+	if d, err := net.DialTimeout("tcp", s.Addr().String(), ioTimeout); err == nil {
+		d.Close()
+		t.Fatal("dial after the server's EOF connected; want it refused")
+	} else if !isRefused(err) {
+		t.Fatalf("dial after the server's EOF: %v; want it refused", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}

@@ -590,8 +590,16 @@ func (e *stdnetEngine) serveConn(sc *stdConn) {
 // handshake's), or why the connection must close.
 func (e *stdnetEngine) start(sc *stdConn, p Protocol, in []byte) (n int, why string) {
 	c := sc.raw
-	sc.remote = c.RemoteAddr().(*net.TCPAddr).AddrPort()
-	sc.remote = netip.AddrPortFrom(sc.remote.Addr().Unmap(), sc.remote.Port())
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		// Taken from the queue by acceptQueued, reset before: with no
+		// peer, getpeername(2) fails and package net leaves the address
+		// nil. Go's Accept would have served it, and its first read
+		// failed.
+		e.st.Resets.Add(1)
+		return 0, "error: reset in the accept queue"
+	}
+	sc.remote = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
 	limit := e.ips != nil
 	if e.cfg.ProxyProtocol {
 		var h ProxyHeader

@@ -671,7 +671,8 @@ func (h *stdHandle) handlerDeadline(cur int, in time.Time) int {
 
 // waitToRead waits while reading is paused: by PauseReading, or while the
 // pending output is at MaxPendingOutput, until it is down to half. It
-// returns false if the server stops meanwhile, and whether it waited.
+// returns false if the server stops meanwhile (its listeners closed, so
+// that stopped's FIN comes after: see draining), and whether it waited.
 func (h *stdHandle) waitToRead() (ok, waited bool) {
 	for ; !h.closed.Load(); waited = true {
 		h.mu.Lock()
@@ -681,7 +682,7 @@ func (h *stdHandle) waitToRead() (ok, waited bool) {
 			select {
 			case <-h.resume:
 			case <-h.stopc:
-			case <-h.e.stop:
+			case <-h.e.listenersGone:
 				return false, true
 			}
 			continue
@@ -698,7 +699,7 @@ func (h *stdHandle) waitToRead() (ok, waited bool) {
 			select {
 			case <-room:
 			case <-h.stopc:
-			case <-h.e.stop:
+			case <-h.e.listenersGone:
 				h.waiters.Add(-1)
 				return false, true
 			}
@@ -722,7 +723,7 @@ func (h *stdHandle) deliver(in []byte) bool {
 		select {
 		case <-h.resume:
 		case <-h.stopc:
-		case <-h.e.stop:
+		case <-h.e.listenersGone:
 			h.mu.Lock()
 			return false
 		}
