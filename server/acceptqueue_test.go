@@ -70,18 +70,30 @@ func startBlocked(t *testing.T, cfg server.Config) (s *server.Server, blocker *c
 	return s, blocker, unblock
 }
 
-// shutdownUnblocked starts s's Shutdown, waits until every part of the
-// engine has been told, then unblocks it; the result comes on the
-// channel.
-func shutdownUnblocked(t *testing.T, s *server.Server, unblock func()) <-chan error {
-	t.Helper()
+// shutdownAsync starts s's Shutdown; the result comes on the channel.
+func shutdownAsync(s *server.Server) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 		defer cancel()
 		done <- s.Shutdown(ctx)
 	}()
+	return done
+}
+
+// startShutdown is shutdownAsync, returning once every part of the engine
+// has been told.
+func startShutdown(t *testing.T, s *server.Server) <-chan error {
+	t.Helper()
+	done := shutdownAsync(s)
 	waitFor(t, "Shutdown to reach the engine", func() bool { return server.StopRequested(s) })
+	return done
+}
+
+// shutdownUnblocked is startShutdown, then unblocks s.
+func shutdownUnblocked(t *testing.T, s *server.Server, unblock func()) <-chan error {
+	t.Helper()
+	done := startShutdown(t, s)
 	unblock()
 	return done
 }
@@ -200,13 +212,7 @@ func TestShutdownRefusesReconnect(t *testing.T) {
 		}
 	}()
 	time.Sleep(10 * time.Millisecond)
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
-		defer cancel()
-		done <- s.Shutdown(ctx)
-	}()
-	waitFor(t, "Shutdown to reach the engine", func() bool { return server.StopRequested(s) })
+	done := startShutdown(t, s)
 	// Input during the drain: each connection answers it and ends within
 	// a millisecond or two of quiet, not after a wait for input.
 	for _, c := range cs {
@@ -279,12 +285,9 @@ func TestShutdownRefusesReconnectPaused(t *testing.T) {
 	for range 3000 {
 		dial(t, s.Addr())
 	}
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
-		defer cancel()
-		done <- s.Shutdown(ctx)
-	}()
+	// Read at once: the FIN that came before the listener closed is seen
+	// while the queue is still being taken.
+	done := shutdownAsync(s)
 	if got, err := c.readEnd(); got != "" || err != nil {
 		t.Fatalf("read %q then %v; want EOF", got, err)
 	}

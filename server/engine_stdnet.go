@@ -402,17 +402,21 @@ func (e *stdnetEngine) checkGoneLocked() {
 	if !e.stopping {
 		return
 	}
-	for _, ch := range []struct {
-		c    chan struct{}
-		left int
-	}{{e.listenersGone, e.acceptors}, {e.gone, e.running}} {
-		select {
-		case <-ch.c:
-		default:
-			if ch.left == 0 {
-				close(ch.c)
-			}
-		}
+	if e.acceptors == 0 {
+		closeOnce(e.listenersGone)
+	}
+	if e.running == 0 {
+		closeOnce(e.gone)
+	}
+}
+
+// closeOnce closes ch unless it is closed already. Only e.mu's holder
+// closes the engine's channels, so nothing closes one in between.
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
 	}
 }
 
@@ -599,7 +603,8 @@ func (e *stdnetEngine) start(sc *stdConn, p Protocol, in []byte) (n int, why str
 		e.st.Resets.Add(1)
 		return 0, "error: reset in the accept queue"
 	}
-	sc.remote = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
+	ap := a.AddrPort()
+	sc.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	limit := e.ips != nil
 	if e.cfg.ProxyProtocol {
 		var h ProxyHeader

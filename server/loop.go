@@ -95,7 +95,7 @@ type loop struct {
 	// decryption, encryption and close_notify.
 	tlsq          tlsQueue
 	hsWait        []*tlsConn
-	resumes       []uint64 // tokens of connections to decrypt next turn
+	resumes       []uint64 // tokens of connections for runResumes, next turn
 	spareResumes  []uint64
 	plain, sealed []byte
 	alert         []byte

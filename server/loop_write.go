@@ -278,6 +278,29 @@ func (l *loop) resume(c *conn, fd int) {
 	l.setInterest(c, fd)
 }
 
+// runResumes decrypts the input held for the connections resumed before
+// the call, and lets those paused for output that a batch took all of read
+// again (sendBatch); those it resumes itself wait for the next turn, after
+// the batch of this one is sent.
+func (l *loop) runResumes() {
+	rs := l.resumes
+	l.resumes = l.spareResumes[:0]
+	for _, tok := range rs {
+		fd := int(uint32(tok))
+		c := l.e.table.get(fd)
+		switch {
+		case c.gen.Load() != uint32(tok>>32) || c.state&stOpen == 0:
+		case c.state&stPaused != 0:
+			if c.output() == nil {
+				l.resume(c, fd)
+			}
+		default:
+			l.tlsResume(c, fd)
+		}
+	}
+	l.spareResumes = rs[:0]
+}
+
 // setInterest makes the poller registration match the state.
 func (l *loop) setInterest(c *conn, fd int) {
 	var in poll.Interest
