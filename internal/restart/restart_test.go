@@ -5,12 +5,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tcpoll/poll/internal/proctest"
 	"github.com/tcpoll/poll/server"
 )
 
@@ -46,27 +52,69 @@ func waitFor(t *testing.T, r *Run, limit time.Duration, what string, ok func(Res
 	}
 }
 
-// serve starts an in-process server on a free loopback port.
-func serve(t *testing.T) *server.Server {
-	t.Helper()
+// serverEnv, set to 1, makes the test binary the server of
+// TestServerShutdown (see TestMain).
+const serverEnv = "RESTART_TEST_SERVER"
+
+// TestMain runs the server when the test binary is started as one, by
+// serve: in a process of its own, so that what a server does to
+// descriptor numbers cannot reach the clients' (evio closes its
+// listener's number twice, and a socket opened in between by a client in
+// the same process loses its descriptor: see server/engine_evio.go).
+func TestMain(m *testing.M) {
+	if os.Getenv(serverEnv) == "1" {
+		os.Exit(runServer(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// runServer serves on -addr until SIGTERM, then shuts down within 5s. It
+// prints "listening on ADDR" once it listens, and exits 0 only if the
+// shutdown is clean.
+func runServer(args []string) int {
+	flags := flag.NewFlagSet("server", flag.ContinueOnError)
+	addr := flags.String("addr", "127.0.0.1:0", "address to listen on")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
 	// One loop: its listener is closed before any connection gets its
 	// FIN, so a long-lived client that reconnects is refused, never queued
 	// behind a sibling listener about to close.
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 1})
+	srv, err := server.New(server.Config{Addr: *addr, Loops: 1})
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-done; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv
+	fmt.Printf("listening on %s\n", srv.Addr())
+	select {
+	case <-term:
+	case err := <-done:
+		fmt.Fprintln(os.Stderr, "Serve before SIGTERM:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "Shutdown:", err)
+		return 1
+	}
+	if err := <-done; !errors.Is(err, server.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, "Serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// serve starts the test binary as a server on a free loopback port; the
+// test's cleanup stops it, and fails the test unless it exits cleanly.
+func serve(t *testing.T) *proctest.Proc {
+	t.Helper()
+	t.Setenv(serverEnv, "1")
+	return proctest.Start(t, "server", os.Args[0])
 }
 
 // TestServerShutdown runs the workload against a real server, shuts the
@@ -76,7 +124,7 @@ func serve(t *testing.T) *server.Server {
 // dials, so that a restart test built on these counts can fail.
 func TestServerShutdown(t *testing.T) {
 	srv := serve(t)
-	cfg := small(srv.Addr().String())
+	cfg := small(srv.Addr)
 	r := startRun(t, cfg)
 
 	before := waitFor(t, r, 3*time.Second, "progress", func(res Result) bool {
@@ -88,12 +136,8 @@ func TestServerShutdown(t *testing.T) {
 		t.Fatalf("failures while the server serves: %q; errors %q", f, before.Errors)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	evio := srv.Engine() == "evio"
+	srv.Stop(t) // SIGTERM: a graceful shutdown, and the process's clean exit
+	evio := new(server.Server).Engine() == "evio"
 	waitFor(t, r, 3*time.Second, "refusals", func(res Result) bool {
 		ended := res.LongEnded
 		if evio {
