@@ -137,7 +137,6 @@ func TestHandlerEcho(t *testing.T) {
 // ErrBackpressure within the bound, and a graceful Close sends every
 // write that succeeded before the FIN.
 func TestHandlerAsyncWrite(t *testing.T) {
-	skipUnderWine(t, "beside the other tests, Wine's writes lag past the 200 ms the test takes for no room, and room comes after (both full runs; it passes alone)")
 	const max = 64 << 10
 	r := newRecorder(false)
 	s, ok := handlerServer(t, server.Config{MaxPendingOutput: max}, r)
