@@ -75,6 +75,9 @@ type Proc struct {
 	stderr   lockedBuffer
 	werr     error
 	stopOnce sync.Once
+	// lifeline is the writing end of the process's standard input: it
+	// reads EOF once Stop begins, or once the test process is gone.
+	lifeline *os.File
 }
 
 // Err is how the process exited, once Exited is closed.
@@ -104,7 +107,11 @@ func (b *lockedBuffer) String() string {
 
 // Start runs bin on 127.0.0.1, a free port, with args, and waits for its
 // "listening on" line. The test's cleanup stops it. On an engine that
-// serves no Handler (-tags evio) the test is skipped.
+// serves no Handler (-tags evio) the test is skipped. The process's
+// standard input is a pipe that reaches EOF when Stop begins or the test
+// process ends, however it ends: a process that takes that EOF as its
+// end cannot outlive the test, and can be stopped where there are no
+// signals.
 func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, Exited: make(chan struct{})}
@@ -113,11 +120,19 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Cmd.Stdout, p.Cmd.Stderr = w, &p.stderr
-	if err := p.Cmd.Start(); err != nil {
+	in, lifeline, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
+	p.lifeline = lifeline
+	p.Cmd.Stdin, p.Cmd.Stdout, p.Cmd.Stderr = in, w, &p.stderr
+	err = p.Cmd.Start()
 	w.Close()
+	in.Close()
+	if err != nil {
+		lifeline.Close()
+		t.Fatal(err)
+	}
 	go func() {
 		p.werr = p.Cmd.Wait()
 		close(p.Exited)
@@ -147,22 +162,25 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	return p
 }
 
-// Stop ends the process with SIGTERM (a kill where there are no signals),
-// and fails the test unless it exits at once, cleanly, with no race
-// report or panic. It returns the process's standard error. Later calls
-// only return it.
+// Stop ends the process with EOF on its standard input and SIGTERM, and
+// fails the test unless it exits at once, cleanly, with no race report or
+// panic. Where there are no signals, a process that does not take the
+// EOF as its end is killed after 5s. It returns the process's standard
+// error. Later calls only return it.
 func (p *Proc) Stop(t testing.TB) string {
 	t.Helper()
 	p.stopOnce.Do(func() {
+		p.lifeline.Close()
+		wait := 20 * time.Second
 		if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			p.Cmd.Process.Kill()
+			wait = 5 * time.Second
 		}
 		select {
 		case <-p.Exited:
-		case <-time.After(20 * time.Second):
+		case <-time.After(wait):
 			p.Cmd.Process.Kill()
 			<-p.Exited
-			t.Errorf("%s still ran 20s after SIGTERM; killed", p.Name)
+			t.Errorf("%s still ran %v after its stop; killed", p.Name, wait)
 		}
 		if ok := p.ExitOK; (ok == nil && p.werr != nil) || (ok != nil && !ok(p.werr)) {
 			t.Errorf("%s exited: %v", p.Name, p.werr)

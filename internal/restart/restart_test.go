@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -68,9 +69,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runServer serves on -addr until SIGTERM, then shuts down within 5s. It
-// prints "listening on ADDR" once it listens, and exits 0 only if the
-// shutdown is clean.
+// runServer serves on -addr until SIGTERM or EOF on its standard input
+// (proctest's lifeline), then shuts down within 5s. It prints "listening
+// on ADDR" once it listens, and exits 0 only if the shutdown is clean.
 func runServer(args []string) int {
 	flags := flag.NewFlagSet("server", flag.ContinueOnError)
 	addr := flags.String("addr", "127.0.0.1:0", "address to listen on")
@@ -79,6 +80,10 @@ func runServer(args []string) int {
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		term <- syscall.SIGTERM
+	}()
 	// One loop: its listener is closed before any connection gets its
 	// FIN, so a long-lived client that reconnects is refused, never queued
 	// behind a sibling listener about to close.
