@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -179,13 +181,20 @@ func TestShutdownLeavesHandedOverQueue(t *testing.T) {
 }
 
 // TestShutdownRefusesReconnect: a graceful shutdown ends connections only
-// once the listener is closed, so a client that dials again as soon as
-// its connection ends is refused. Were the listener still open, the dial
-// would be queued on a listener about to close, and reset by its close:
-// a client that restarts its session on a server's EOF must be able to
-// tell a server gone from one that failed it.
+// once the listeners are closed, every loop's, so a client that dials
+// again as soon as its connection ends is refused. Were a listener still
+// open, the dial would be queued on it, and reset by its close, or served
+// past the shutdown's start: a client that restarts its session on a
+// server's EOF must be able to tell a server gone from one that failed
+// it.
 func TestShutdownRefusesReconnect(t *testing.T) {
-	s := startServer(t, server.Config{Loops: 1})
+	for _, loops := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) { testShutdownRefusesReconnect(t, loops) })
+	}
+}
+
+func testShutdownRefusesReconnect(t *testing.T, loops int) {
+	s := startServer(t, server.Config{Loops: loops})
 	if s.Engine() == "evio" {
 		t.Skip("evio closes its connections and its listener in no order it promises (see engine_evio.go)")
 	}
@@ -300,4 +309,128 @@ func TestShutdownRefusesReconnectPaused(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
+}
+
+// TestShutdownWaitsForSiblingListeners: a loop that has closed its
+// listener keeps its connections until every loop has closed its own, so
+// that a client reconnecting on its FIN is refused, not served by a
+// sibling loop that has not stopped yet; a sibling stuck past siblingWait
+// (2 s) holds it no longer. One loop is held in a Run as the shutdown
+// begins; a client of the other reads to its EOF and dials at once.
+func TestShutdownWaitsForSiblingListeners(t *testing.T) {
+	t.Run("released", func(t *testing.T) {
+		c, redial, release, done := holdSibling(t)
+		select {
+		case err := <-redial:
+			t.Fatalf("EOF while the held loop's listener was open, then the dial: %v; want no EOF before it closes", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		close(release)
+		released := time.Now()
+		if err := receive(t, redial, "the EOF and the dial"); !isRefused(err) {
+			t.Fatalf("dial after the server's EOF: %v; want it refused", err)
+		}
+		// The last listener's close wakes the loop that waits for it.
+		if d := time.Since(released); d > time.Second {
+			t.Errorf("EOF %v after the sibling closed its listener; want it within a second, not at siblingWait", d)
+		}
+		c.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	t.Run("stuck", func(t *testing.T) {
+		c, redial, release, done := holdSibling(t)
+		start := time.Now()
+		select {
+		case <-redial:
+			// Dialed onto the stuck loop's listener: served once it stops.
+			if d := time.Since(start); d < time.Second {
+				t.Errorf("EOF after %v; want it at siblingWait, 2s", d)
+			}
+		case <-time.After(4 * time.Second):
+			t.Errorf("no EOF within 4s of a sibling stuck in a callback; want it at siblingWait, 2s")
+		}
+		close(release)
+		c.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+}
+
+// holdSibling starts a server of two loops, holds one of them in a Run
+// until release is closed, and begins its Shutdown (done). A client of the
+// other loop reads to its EOF and dials the server again: redial says how
+// that went, nil if it connected. closer closes every client.
+func holdSibling(t *testing.T) (closer io.Closer, redial <-chan error, release chan struct{}, done <-chan error) {
+	t.Helper()
+	r := newRecorder(true)
+	s, ok := handlerServer(t, server.Config{Loops: 2}, r)
+	if !ok {
+		t.SkipNow()
+	}
+	if !server.SiblingListeners(s) {
+		t.Skipf("the %s engine here has no loops with listeners of their own", s.Engine())
+	}
+	release = make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	// Connections, each known by its client's address.
+	clients := closers{}
+	first := dial(t, s.Addr())
+	clients[first.c.LocalAddr().String()] = first
+	held := receive(t, r.opened, "OnOpen")
+	// Its loop runs nothing else until release: a connection whose
+	// OnOpen runs meanwhile is the other loop's.
+	blocked := make(chan struct{})
+	if err := held.Run(func() { close(blocked); <-release }); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, blocked, "the held loop's Run")
+	var other *server.Conn
+	for range 64 {
+		c := dial(t, s.Addr())
+		clients[c.c.LocalAddr().String()] = c
+		select {
+		case other = <-r.opened:
+		case <-time.After(100 * time.Millisecond):
+		}
+		if other != nil {
+			break
+		}
+	}
+	if other == nil {
+		t.Fatal("64 connections, all on the held loop")
+	}
+	c := clients[other.RemoteAddr().String()]
+	done = shutdownAsync(s)
+	ch := make(chan error, 1)
+	go func() {
+		if _, err := c.readEnd(); err != nil {
+			ch <- fmt.Errorf("reading to EOF: %w", err)
+			return
+		}
+		d, err := net.DialTimeout("tcp", s.Addr().String(), ioTimeout)
+		if err == nil {
+			d.Close()
+		}
+		ch <- err
+	}()
+	return clients, ch, release, done
+}
+
+// closers closes clients, so that the server's FINs need no linger.
+type closers map[string]*client
+
+func (cs closers) Close() error {
+	for _, c := range cs {
+		c.c.Close()
+	}
+	return nil
 }

@@ -50,6 +50,9 @@ type pollEngine struct {
 	// its own only with mu held, after setting listenersGone.
 	lfds          []int
 	listenersGone bool
+	// listenersOpen counts the loops whose listeners are open: a stopping
+	// loop ends its connections once it is 0 (beginStop).
+	listenersOpen atomic.Int32
 	// handedOver: StopAccepting was called; the queues are another
 	// process's, so a shutdown does not empty them.
 	handedOver atomic.Bool
@@ -110,6 +113,9 @@ func newEngine(cfg *Config, st *Stats) (engine, error) {
 		}
 		e.loops = append(e.loops, l)
 		e.lfds = append(e.lfds, per[i]...)
+		if len(per[i]) > 0 {
+			e.listenersOpen.Add(1)
+		}
 	}
 	e.starting.Store(int32(len(e.loops)))
 	if !cfg.DirectSend {

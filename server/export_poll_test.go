@@ -14,3 +14,5 @@ func (e *pollEngine) stopRequested() bool {
 }
 
 func (e *pollEngine) ipLimit() *ipLimit { return e.ips }
+
+func (e *pollEngine) siblingListeners() bool { return !e.handoff && len(e.loops) > 1 }

@@ -27,3 +27,10 @@ func IPEntries(s *Server) int {
 	}
 	return h.ipLimit().len()
 }
+
+// SiblingListeners reports whether the engine's event loops each have
+// listeners of their own: the poll engine without its handoff.
+func SiblingListeners(s *Server) bool {
+	h, ok := s.eng.(interface{ siblingListeners() bool })
+	return ok && h.siblingListeners()
+}

@@ -79,7 +79,7 @@ type loop struct {
 	freeExts    []*connExt
 	// dead holds the descriptors dropped in this turn, closed by reap.
 	dead []int32
-	// walk is scratch for beginStop's pass over the active list.
+	// walk is scratch for startDrains' pass over the active list.
 	walk []int32
 	free []*outBuf
 	// tasks holds other goroutines' work for this loop's handled
@@ -147,8 +147,13 @@ type loop struct {
 	// stopping: the graceful shutdown has begun. awaiting counts the
 	// connections in drain marked drainAwait, which wait until drainAt.
 	stopping bool
-	awaiting int
-	drainAt  uint32
+	// drainHeld: the loop is stopping, and waits for the other loops to
+	// close their listeners before it ends its connections, until
+	// heldUntil (beginStop).
+	drainHeld bool
+	heldUntil uint32
+	awaiting  int
+	drainAt   uint32
 	// awaitHeaders: the connections in headers at the start of the
 	// shutdown are closed at drainAt unless their header completes.
 	awaitHeaders bool
@@ -222,6 +227,8 @@ func (l *loop) run() {
 				l.closeEverything()
 			} else if !l.stopping {
 				l.beginStop()
+			} else if l.drainHeld {
+				l.endHold()
 			}
 		}
 		sent := l.endTurn()
@@ -366,6 +373,9 @@ func (l *loop) timeout() time.Duration {
 	}
 	if l.awaiting > 0 || l.awaitHeaders {
 		consider(l.drainAt)
+	}
+	if l.drainHeld {
+		consider(l.heldUntil)
 	}
 	if l.released >= releaseAfter {
 		consider(l.e.ticks() + releaseEvery) // try again when allowed

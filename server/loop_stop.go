@@ -19,8 +19,9 @@ const drainWait = 100 * time.Millisecond
 const drainAwait = -1
 
 // beginStop starts a graceful shutdown of this loop: it serves the
-// connections already queued on its listeners, stops accepting, and each
-// connection answers what it has received, then closes (see startDrain).
+// connections already queued on its listeners, stops accepting, and once
+// every loop has closed its listeners, each connection answers what it
+// has received, then closes (see startDrains).
 //
 // Closing a listener resets the connections still in its accept queue, so
 // the queue is emptied first, unless the listeners were handed over
@@ -36,6 +37,36 @@ func (l *loop) beginStop() {
 		}
 	}
 	l.releaseListeners()
+	// A client that reconnects on its connection's FIN would find a
+	// sibling loop's listener still open, and be served past the start
+	// of the shutdown, or reset as that listener closes: it is refused
+	// only once every listener is closed. Until then, for at most
+	// siblingWait, the connections are served as before.
+	l.drainHeld = l.e.listenersOpen.Load() > 0
+	if l.drainHeld {
+		l.heldUntil = l.e.ticks() + uint32(siblingWait/time.Millisecond)
+	} else {
+		l.startDrains()
+	}
+}
+
+// siblingWait bounds how long a stopping loop waits for its siblings to
+// close their listeners before it ends its connections anyway: a sibling
+// stuck in a callback for longer should not hold every loop's shutdown.
+const siblingWait = 2 * time.Second
+
+// endHold starts the drains held by beginStop once every listener is
+// closed, or siblingWait has passed.
+func (l *loop) endHold() {
+	if l.e.listenersOpen.Load() == 0 || int32(l.e.ticks()-l.heldUntil) >= 0 {
+		l.drainHeld = false
+		l.startDrains()
+	}
+}
+
+// startDrains makes every connection of the loop answer what it has
+// received, then close (see startDrain).
+func (l *loop) startDrains() {
 	l.drain = make(map[int]int)
 	// A connection still owing its PROXY header, or still in its TLS
 	// handshake, has sent no message yet; one may be on its way, from a
@@ -162,6 +193,13 @@ func (l *loop) releaseListeners() {
 	l.e.listenersGone = true
 	closeFDs(l.lfds)
 	l.e.mu.Unlock()
+	if len(l.lfds) > 0 && l.e.listenersOpen.Add(-1) == 0 {
+		for _, o := range l.e.loops {
+			if o != l {
+				o.p.Wake() // its drains were held (beginStop)
+			}
+		}
+	}
 	l.lfds = nil
 }
 

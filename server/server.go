@@ -124,7 +124,10 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Shutdown stops accepting connections, answers every complete message
 // already received, flushes the answers and closes the connections. If ctx
-// is done first it closes what remains and returns ctx's error. Serve
+// is done first it closes what remains and returns ctx's error. It ends
+// no connection before every listener is closed (on the poll engine, a
+// loop waits at most 2 s for the others'; evio promises no order), so a
+// client that dials again on its connection's end is refused. Serve
 // returns once Shutdown has begun and the connections are gone. Like Serve,
 // Shutdown waits up to a second more for the queued log records.
 func (s *Server) Shutdown(ctx context.Context) error {

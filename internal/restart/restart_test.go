@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,10 +85,11 @@ func runServer(args []string) int {
 		io.Copy(io.Discard, os.Stdin)
 		term <- syscall.SIGTERM
 	}()
-	// One loop: its listener is closed before any connection gets its
-	// FIN, so a long-lived client that reconnects is refused, never queued
-	// behind a sibling listener about to close.
-	srv, err := server.New(server.Config{Addr: *addr, Loops: 1})
+	// Two loops or more: each closes its listeners before any
+	// connection gets its FIN, and waits for the others', so a long-lived
+	// client that reconnects is refused, never queued behind a sibling
+	// listener about to close.
+	srv, err := server.New(server.Config{Addr: *addr, Loops: max(2, runtime.GOMAXPROCS(0))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
